@@ -1,0 +1,190 @@
+"""The `bench` command: run, report, tune, list."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="bbc-news (default), ag_news, csv:PATH, jsonl:PATH, parquet:PATH, hf:NAME")
+    p.add_argument("--text-col", help="text column(s), comma-separated; several are joined line by line")
+    p.add_argument("--label-col", help="label column")
+    p.add_argument("--ag-news-dir", help="local folder of the AG News CSV files (else $FTBENCH_AG_NEWS_DIR, else the Hub)")
+    p.add_argument("--per-class", help="TRAIN,VAL,TEST rows sampled per class, e.g. 2000,500,500")
+    p.add_argument("--test-from", choices=["pool", "official"], help="sample test rows from the pool "
+                   "(default) or from the dataset's own test split")
+    p.add_argument("--model", help="one model for every strategy: an alias (minilm, smollm2), a Hub id or a path")
+    p.add_argument("--param", action="append", default=[], metavar="STRATEGY.NAME=VALUE",
+                   help="override a hyperparameter, e.g. --param lora.lr=1e-4 (repeatable)")
+    p.add_argument("--device", help="auto (default), cpu, cuda")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 where the device does it natively")
+    p.add_argument("--results-dir", help="where run records go (default results/)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="Compare fine-tuning strategies for text "
+                                     "classification on one data and evaluation harness.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run strategies, write one record per run, render the report")
+    run.add_argument("--config", help="experiment file (YAML); flags override it")
+    run.add_argument("--strategies", help="comma-separated; default: all five")
+    run.add_argument("--seeds", help="comma-separated, e.g. 0,1,2 (default 0)")
+    _add_data_flags(run)
+    run.add_argument("--params-from", metavar="STUDY", help="use the best parameters of an Optuna study "
+                     "(from `bench tune`) for its strategy")
+    run.add_argument("--storage", help="Optuna storage URL for --params-from (default: the results folder's SQLite)")
+    run.add_argument("--force", action="store_true", help="rerun runs whose ok record exists")
+    run.add_argument("--no-report", action="store_true", help="do not render reports/index.html at the end")
+    run.add_argument("-o", "--output", default="reports/index.html", help="report path")
+
+    rep = sub.add_parser("report", help="render the HTML comparison report from stored records")
+    rep.add_argument("results", nargs="?", default=None, help="results folder (default results/)")
+    rep.add_argument("--results-dir", dest="results_opt", help=argparse.SUPPRESS)
+    rep.add_argument("-o", "--output", default="reports/index.html")
+
+    tune = sub.add_parser("tune", help="Optuna search over one strategy's hyperparameters (validation split)")
+    tune.add_argument("--strategy", required=True)
+    tune.add_argument("--trials", type=int, default=20)
+    tune.add_argument("--timeout", type=float, help="seconds; stop starting new trials after this")
+    tune.add_argument("--storage", help="Optuna storage URL (default sqlite:///RESULTS_DIR/optuna.db)")
+    tune.add_argument("--study-name", help="default: STRATEGY-DATASET-MODEL")
+    tune.add_argument("--seed", type=int, default=0, help="data split and training seed of every trial")
+    tune.add_argument("--objectives", default="balanced_accuracy",
+                      help="balanced_accuracy, optionally a second: balanced_accuracy,train_time or ,peak_memory")
+    tune.add_argument("--pruner", choices=["median", "none"], default="median")
+    tune.add_argument("--config", help="experiment file (YAML) for data/model defaults")
+    _add_data_flags(tune)
+
+    sub.add_parser("list", help="strategies, datasets and models, and whether each is available here")
+    return parser
+
+
+def experiment_from_args(args) -> "Experiment":
+    from bench.config import Experiment, parse_int_list, parse_param_flags
+
+    exp = Experiment.from_yaml(args.config) if getattr(args, "config", None) else Experiment()
+    if getattr(args, "strategies", None):
+        exp.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if getattr(args, "seeds", None):
+        exp.seeds = parse_int_list(args.seeds, "seeds")
+    if args.dataset:
+        exp.dataset = args.dataset
+    if args.text_col:
+        exp.text_cols = [c.strip() for c in args.text_col.split(",") if c.strip()]
+    for attr in ("label_col", "ag_news_dir", "per_class", "test_from", "device", "precision", "results_dir"):
+        value = getattr(args, attr, None)
+        if value:
+            setattr(exp, attr, value)
+    if args.model:
+        exp.model, exp.models = args.model, {}
+    for strat, values in parse_param_flags(args.param).items():
+        exp.params.setdefault(strat, {}).update(values)
+    return exp
+
+
+def cmd_run(args) -> int:
+    from bench.plan import plan
+    from bench.runner import run_matrix
+
+    exp = experiment_from_args(args)
+    if args.params_from:
+        from bench.tune import best_params_for
+
+        strategy, best = best_params_for(args.params_from, args.storage, exp.results_dir)
+        exp.params.setdefault(strategy, {}).update(best)
+        print(f"using the best parameters of study '{args.params_from}' for {strategy}: {best}")
+    specs = plan(exp)
+    print(f"{len(specs)} run(s) -> {exp.results_dir}/")
+    interrupted = False
+    try:
+        outcomes = run_matrix(specs, exp.results_dir, force=args.force, quiet=args.quiet)
+    except KeyboardInterrupt:
+        interrupted, outcomes = True, []
+        print("interrupted: the running run is recorded as cancelled; finished records are kept", file=sys.stderr)
+    if not args.no_report:
+        _render(exp.results_dir, args.output)
+    if interrupted:
+        return 130
+    bad = [o for o in outcomes if o.status not in ("ok", "skipped")]
+    return 1 if bad else 0
+
+
+def _render(results_dir: str, output: str) -> None:
+    from bench.report import render_report
+
+    try:
+        path = render_report(results_dir, output)
+        print(f"report: {path}")
+    except BenchError as exc:
+        print(f"report not written: {exc}", file=sys.stderr)
+
+
+def cmd_report(args) -> int:
+    from bench.report import render_report
+
+    results = args.results or args.results_opt or "results"
+    path = render_report(results, args.output)
+    print(f"report: {path} (and {Path(path).with_suffix('.csv')})")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from bench.tune import run_tune
+
+    return run_tune(args, experiment_from_args(args))
+
+
+def cmd_list(args) -> int:
+    from bench.datasets import dataset_status
+    from bench.models import alias_status
+    from strategies import REGISTRY, get_strategy
+
+    def mark(ok: bool) -> str:
+        return "yes" if ok else "no "
+
+    print("strategies:")
+    for name in REGISTRY:
+        s = get_strategy(name)
+        ok, how = True, f"default model {s.default_model}"
+        try:
+            from bench.models import resolve_model
+
+            s.check(s.Params(), resolve_model(s.default_model))
+        except BenchError as exc:
+            ok, how = False, str(exc)
+        print(f"  {mark(ok)} {name:16s} {s.description}  [{how}]")
+    print("datasets:")
+    for name, ok, how, desc in dataset_status():
+        print(f"  {mark(ok)} {name:16s} {desc}  [{how}]")
+    print("  yes csv:/jsonl:/parquet:PATH  a local table, with --text-col/--label-col")
+    print("  ?   hf:NAME          a Hugging Face dataset (needs the Hub or its cache)")
+    print("models (offline aliases):")
+    for alias, ok, how, desc in alias_status():
+        print(f"  {mark(ok)} {alias:16s} {desc}  [{how}]")
+    print("  ?   any Hub id or local folder (the Hub is needed for ids not in the local cache)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "tune": cmd_tune, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

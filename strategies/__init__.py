@@ -1,0 +1,24 @@
+"""Strategy registry: adding a strategy is one module in this folder and one line here."""
+
+from __future__ import annotations
+
+import importlib
+
+from bench.errors import BenchError
+
+# name -> "module:class"; imported only when used, so `bench list` stays fast
+REGISTRY = {
+    "zero-shot": "strategies.zero_shot:ZeroShot",
+    "feature-extract": "strategies.feature_extract:FeatureExtract",
+    "full-ft": "strategies.full_ft:FullFineTune",
+    "lora": "strategies.lora:LoRA",
+    "qlora": "strategies.qlora:QLoRA",
+}
+
+
+def get_strategy(name: str):
+    """An instance of the strategy called `name`, or one clear error listing the known ones."""
+    if name not in REGISTRY:
+        raise BenchError(f"unknown strategy '{name}'; known: {', '.join(sorted(REGISTRY))}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,48 @@
+"""The strategy interface: every strategy is one module in `strategies/` and one registry line.
+
+A strategy declares its name, a hyperparameter dataclass with defaults, an Optuna search space,
+and `run(ctx, params)`, which trains (or not) and returns predictions on `ctx.eval_split` plus
+its parameter counts. The harness does everything else: data, splits, metrics, timing, memory,
+records, reports. Strategies report per-epoch figures through `ctx.tracker.epoch(...)` (which is
+also where an Optuna pruner may stop them) and wrap their work in `ctx.tracker.phase(...)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # keep `bench list` and the CLI import-light
+    import optuna
+
+    from bench.context import RunContext
+
+
+@dataclass
+class StrategyResult:
+    """What a strategy hands back; the harness turns it into metrics and the record's cost."""
+
+    predictions: list[int]  # class ids on ctx.eval_split, in its order
+    trainable_params: int
+    total_params: int
+    baseline_predictions: list[int] | None = None  # the untrained starting point, same split
+    extra_cost: dict[str, Any] = field(default_factory=dict)  # e.g. adapter_bytes, quantized_mb
+
+
+class Strategy:
+    """Base class. Subclasses set the ClassVars and implement `run`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    default_model: ClassVar[str]
+    Params: ClassVar[type]  # a dataclass; every field has a default
+
+    def search_space(self, trial: "optuna.Trial") -> dict[str, Any]:
+        """Suggest hyperparameters for one Optuna trial; returns overrides of Params' fields."""
+        return {}
+
+    def check(self, params: Any, model: Any) -> None:
+        """Cheap checks before any model loads (raise BenchError). Default: nothing to check."""
+
+    def run(self, ctx: "RunContext", params: Any) -> StrategyResult:
+        raise NotImplementedError

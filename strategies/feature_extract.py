@@ -1,0 +1,270 @@
+"""feature-extract: a frozen backbone's pooled embeddings, computed once and cached on disk, and a
+small head (logistic regression by default, or an MLP) trained on them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.context import RunContext
+from bench.device import autocast, use_bf16
+from bench.tokens import Encoded, encode, tokenizer_identity
+from strategies.base import Strategy, StrategyResult
+from strategies.common import load_tokenizer
+
+POOLINGS = ("auto", "mean", "cls", "last")
+HEADS = ("logreg", "mlp")
+
+
+@dataclass
+class FeatureExtractParams:
+    pooling: str = "auto"  # mean for encoders, last token for decoders
+    max_length: int = 256
+    head: str = "logreg"
+    C: float = 1.0  # logistic regression: inverse regularization strength
+    hidden: int = 256  # MLP head
+    lr: float = 1e-3
+    epochs: int = 30
+    batch_size: int = 32
+    class_weights: bool = False
+    normalize: bool = True  # L2-normalize embeddings (sentence encoders are trained so)
+
+
+class FeatureExtract(Strategy):
+    name = "feature-extract"
+    description = "frozen backbone; pooled embeddings cached once; logistic-regression or MLP head"
+    default_model = "minilm"
+    Params = FeatureExtractParams
+
+    def search_space(self, trial):
+        head = trial.suggest_categorical("head", list(HEADS))
+        space = {"head": head, "pooling": trial.suggest_categorical("pooling", ["mean", "cls"])}
+        if head == "logreg":
+            space["C"] = trial.suggest_float("C", 1e-2, 1e2, log=True)
+        else:
+            space["hidden"] = trial.suggest_categorical("hidden", [64, 256, 512])
+            space["lr"] = trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+            space["epochs"] = trial.suggest_int("epochs", 10, 60)
+        return space
+
+    def check(self, params, model) -> None:
+        from bench.errors import BenchError
+
+        if params.pooling not in POOLINGS:
+            raise BenchError(f"feature-extract pooling {params.pooling!r}: use one of {', '.join(POOLINGS)}")
+        if params.head not in HEADS:
+            raise BenchError(f"feature-extract head {params.head!r}: use one of {', '.join(HEADS)}")
+
+    def run(self, ctx: RunContext, p: FeatureExtractParams) -> StrategyResult:
+        with ctx.tracker.phase("load"):
+            path = ctx.model_path()
+            tokenizer = load_tokenizer(path)
+        pooling = p.pooling if p.pooling != "auto" else ("last" if ctx.model.architecture == "decoder" else "mean")
+        backbone = _LazyBackbone(path, ctx)
+        feats = {}
+        for split_name in dict.fromkeys(("train", "val", ctx.eval_split)):
+            split = ctx.data.split(split_name)
+            with ctx.tracker.phase("prepare"):
+                enc = encode(tokenizer, split.texts, split.labels, p.max_length)
+            key = _embedding_key(tokenizer, ctx, enc, pooling, p.max_length)
+            feats[split_name] = _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name)
+            if p.normalize:
+                feats[split_name] = feats[split_name] / np.linalg.norm(feats[split_name], axis=1, keepdims=True).clip(1e-12)
+        total_backbone = backbone.n_params()
+        y = {s: ctx.data.split(s).labels for s in feats}
+        n_classes = len(ctx.data.labels)
+        baseline = _random_linear_head(feats[ctx.eval_split], n_classes, ctx.seed)
+        with ctx.tracker.phase("train"):
+            if p.head == "logreg":
+                head, head_params = _fit_logreg(feats["train"], y["train"], p, ctx)
+                predict = head.predict
+            else:
+                predict, head_params = _fit_mlp(feats["train"], y["train"], feats["val"], y["val"], p, ctx)
+        if p.head == "logreg":
+            _record_logreg_epoch(head, feats, y, ctx)
+        with ctx.tracker.phase("eval"):
+            preds = predict(feats[ctx.eval_split])
+        return StrategyResult(np.asarray(preds).tolist(), head_params, total_backbone + head_params,
+                              baseline_predictions=baseline.tolist(),
+                              extra_cost={"pooling": pooling, "embedding_dim": int(feats["train"].shape[1]),
+                                          "embeddings_cached": backbone.loaded is False})
+
+
+class _LazyBackbone:
+    """Loads the frozen model only when some split's embeddings are not cached yet."""
+
+    def __init__(self, path: str, ctx: RunContext):
+        self.path, self.ctx, self.model, self.loaded = path, ctx, None, False
+        self._n_params: int | None = None
+
+    def get(self):
+        if self.model is None:
+            from transformers import AutoModel
+
+            with self.ctx.tracker.phase("load"):
+                self.model = AutoModel.from_pretrained(self.path).to(self.ctx.device).eval()
+            self.model.requires_grad_(False)
+            self.loaded = True
+        return self.model
+
+    def n_params(self) -> int:
+        """Counted from the safetensors headers where the weights were never loaded (all cached)."""
+        if self._n_params is None:
+            files = sorted(Path(self.path).glob("*.safetensors")) if self.model is None else []
+            if files:
+                from safetensors import safe_open
+
+                total = 0
+                for f in files:
+                    with safe_open(f, "np") as st:
+                        total += sum(int(np.prod(st.get_slice(k).get_shape())) for k in st.keys()
+                                     if st.get_slice(k).get_dtype().startswith(("F", "BF")))  # not int buffers
+                self._n_params = total
+            else:
+                self._n_params = sum(p.numel() for p in self.get().parameters())
+        return self._n_params
+
+
+def _embedding_key(tokenizer, ctx: RunContext, enc: Encoded, pooling: str, max_length: int) -> str:
+    h = hashlib.sha256(f"{ctx.model.source}|{ctx.model.provenance}|{tokenizer_identity(tokenizer)}|"
+                       f"{pooling}|{max_length}".encode())
+    for ids in enc.input_ids:
+        h.update(np.asarray(ids, dtype=np.int32).tobytes() + b"|")
+    return h.hexdigest()[:24]
+
+
+def _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name) -> np.ndarray:
+    path = Path(ctx.cache_dir) / "embeddings" / f"{key}.npy"
+    if path.exists():
+        ctx.tracker.log(f"{split_name} embeddings: cached ({path.name})")
+        ctx.tracker.count("cached_embeddings", len(enc))
+        return np.load(path)
+    model = backbone.get()  # timed as "load", not "prepare"
+    with ctx.tracker.phase("prepare"):
+        out = _embed(model, enc, ctx, tokenizer, pooling, split_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{np.random.randint(1 << 30)}.npy")
+    np.save(tmp, out)
+    tmp.replace(path)
+    return out
+
+
+@torch.inference_mode()
+def _embed(model, enc: Encoded, ctx: RunContext, tokenizer, pooling: str, split_name: str) -> np.ndarray:
+    from bench.training import pad_batch, pad_id_of
+
+    pad = pad_id_of(tokenizer)
+    lengths = enc.lengths()
+    order = np.argsort(-lengths, kind="stable")  # length-sorted batches pad little
+    out = None
+    bar = ctx.tracker.progress(total=len(enc), desc=f"embedding {split_name}", unit="ex")
+    bf16 = use_bf16(ctx.device, ctx.precision)
+    for s in range(0, len(order), 32):
+        idx = order[s: s + 32]
+        batch = pad_batch([enc.input_ids[i] for i in idx], pad, ctx.device)
+        with autocast(ctx.device, bf16):
+            hidden = model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        if pooling == "mean":
+            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        elif pooling == "cls":
+            vec = hidden[:, 0]
+        else:  # last real token (right padding)
+            last = batch["attention_mask"].sum(1) - 1
+            vec = hidden[torch.arange(len(idx)), last]
+        vec = vec.cpu().numpy()
+        if out is None:
+            out = np.empty((len(enc), vec.shape[1]), dtype=np.float32)
+        out[idx] = vec
+        bar.update(len(idx))
+    bar.close()
+    ctx.tracker.count("embed_examples", len(enc))
+    ctx.tracker.count("embed_tokens", int(lengths.sum()))
+    return out
+
+
+def _random_linear_head(x: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
+    """The untrained starting point: a freshly initialized linear head (nn.Linear's init)."""
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(x.shape[1], n_classes)
+    with torch.no_grad():
+        return head(torch.from_numpy(x)).argmax(-1).numpy()
+
+
+def _fit_logreg(x, y, p: FeatureExtractParams, ctx: RunContext):
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=p.C, max_iter=2000, class_weight="balanced" if p.class_weights else None,
+                             random_state=ctx.seed)
+    clf.fit(x, y)
+    ctx.tracker.count("train_examples", len(x))
+    return clf, int(clf.coef_.size + clf.intercept_.size)
+
+
+def _record_logreg_epoch(clf, feats, y, ctx: RunContext) -> None:
+    from sklearn.metrics import balanced_accuracy_score, log_loss
+
+    labels = list(range(len(ctx.data.labels)))
+    entry = {"epoch": 1, "train_loss": log_loss(y["train"], clf.predict_proba(feats["train"]), labels=labels),
+             "val_loss": None, "val_accuracy": None}
+    if len(y["val"]):
+        pv = clf.predict(feats["val"])
+        entry.update(val_loss=log_loss(y["val"], clf.predict_proba(feats["val"]), labels=labels),
+                     val_accuracy=float((pv == y["val"]).mean()),
+                     val_balanced_accuracy=float(balanced_accuracy_score(y["val"], pv)))
+    ctx.tracker.epoch(entry)
+
+
+def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
+    """A one-hidden-layer MLP on the cached embeddings; the best epoch by validation accuracy."""
+    import torch.nn.functional as F
+    from sklearn.metrics import balanced_accuracy_score
+
+    torch.manual_seed(ctx.seed)
+    n_classes = len(ctx.data.labels)
+    mlp = torch.nn.Sequential(torch.nn.Linear(x.shape[1], p.hidden), torch.nn.ReLU(),
+                              torch.nn.Dropout(0.1), torch.nn.Linear(p.hidden, n_classes))
+    opt = torch.optim.AdamW(mlp.parameters(), lr=p.lr, weight_decay=0.01)
+    weights = torch.tensor(ctx.data.class_weights(), dtype=torch.float32) if p.class_weights else None
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    xvt, yvt = torch.from_numpy(xv), torch.from_numpy(yv)
+    gen = torch.Generator().manual_seed(ctx.seed)
+    best, best_state = None, None
+    for epoch in range(1, p.epochs + 1):
+        mlp.train()
+        perm = torch.randperm(len(xt), generator=gen)
+        total = 0.0
+        for s in range(0, len(perm), p.batch_size):
+            idx = perm[s: s + p.batch_size]
+            loss = F.cross_entropy(mlp(xt[idx]), yt[idx], weight=weights)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        ctx.tracker.count("train_examples", len(xt))
+        entry = {"epoch": epoch, "train_loss": total / len(xt), "val_loss": None, "val_accuracy": None}
+        if len(xv):
+            mlp.eval()
+            with torch.no_grad():
+                logits = mlp(xvt)
+            pv = logits.argmax(-1).numpy()
+            entry.update(val_loss=F.cross_entropy(logits, yvt, weight=weights).item(),
+                         val_accuracy=float((pv == yv).mean()),
+                         val_balanced_accuracy=float(balanced_accuracy_score(yv, pv)))
+            key = (entry["val_accuracy"], -entry["val_loss"])
+            if best is None or key > best:
+                best, best_state = key, {k: v.clone() for k, v in mlp.state_dict().items()}
+        ctx.tracker.epoch(entry)
+    if best_state is not None:
+        mlp.load_state_dict(best_state)
+    mlp.eval()
+
+    def predict(z):
+        with torch.no_grad():
+            return mlp(torch.from_numpy(z)).argmax(-1).numpy()
+
+    return predict, sum(q.numel() for q in mlp.parameters())
