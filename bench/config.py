@@ -150,6 +150,11 @@ def parse_param_flags(flags: list[str]) -> dict[str, dict]:
         if not sep or not key.strip():
             raise BenchError(f"--param {flag!r}: use STRATEGY.NAME=VALUE, e.g. --param lora.lr=1e-4")
         value = yaml.safe_load(raw) if raw.strip() else raw
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         strat, dot, name = key.strip().rpartition(".")
         out.setdefault(strat if dot else "*", {})[name] = value
     return out

@@ -18,7 +18,10 @@ def dataset_options(exp: Experiment) -> DatasetOptions:
 def per_class_for(exp: Experiment) -> tuple[int, int, int]:
     if exp.per_class is not None:
         return parse_per_class(exp.per_class)
-    return tuple(getattr(source_for(exp.dataset), "default_per_class", FALLBACK_PER_CLASS))
+    source = source_for(exp.dataset)
+    if hasattr(source, "default_per_class"):
+        return tuple(source.default_per_class(dataset_options(exp)))
+    return FALLBACK_PER_CLASS
 
 
 def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:

