@@ -50,10 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = sub.add_parser("tune", help="Optuna search over one strategy's hyperparameters (validation split)")
     tune.add_argument("--strategy", required=True)
-    tune.add_argument("--trials", type=int, default=20)
+    tune.add_argument("--trials", type=int, default=20, help="trials to add in this invocation; a resumed "
+                      "study keeps its earlier trials and numbering (default 20)")
     tune.add_argument("--timeout", type=float, help="seconds; stop starting new trials after this")
     tune.add_argument("--storage", help="Optuna storage URL (default sqlite:///RESULTS_DIR/optuna.db)")
-    tune.add_argument("--study-name", help="default: STRATEGY-DATASET-MODEL")
+    tune.add_argument("--study-name", help="default: STRATEGY-DATASET-MODEL (-OBJECTIVE2 added for two objectives)")
     tune.add_argument("--seed", type=int, default=0, help="data split and training seed of every trial")
     tune.add_argument("--objectives", default="balanced_accuracy",
                       help="balanced_accuracy, optionally a second: balanced_accuracy,train_time or ,peak_memory")
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(tune)
 
     sub.add_parser("list", help="strategies, datasets and models, and whether each is available here")
+
+    from bench.perf import __doc__ as perf_doc, add_arguments as add_perf_arguments
+
+    perf = sub.add_parser("perf", help="time the suite against hand-written scripts doing the same job",
+                          description=perf_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_perf_arguments(perf)
     return parser
 
 
@@ -140,6 +147,12 @@ def cmd_tune(args) -> int:
     return run_tune(args, experiment_from_args(args))
 
 
+def cmd_perf(args) -> int:
+    from bench.perf import main as perf_main
+
+    return perf_main(args)
+
+
 def cmd_list(args) -> int:
     from bench.datasets import dataset_status
     from bench.models import alias_status
@@ -171,7 +184,7 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "tune": cmd_tune, "list": cmd_list}
+COMMANDS = {"run": cmd_run, "report": cmd_report, "tune": cmd_tune, "list": cmd_list, "perf": cmd_perf}
 
 
 def main(argv: list[str] | None = None) -> int:

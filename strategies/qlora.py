@@ -1,0 +1,129 @@
+"""qlora: the base model quantized to 4-bit NF4 with double quantization (bitsandbytes), LoRA
+adapters on top, the classification head kept in full precision and trained in full.
+
+bitsandbytes >= 0.47 runs 4-bit NF4 on CPU as well as on CUDA, so this strategy runs on either."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass
+
+from bench.context import RunContext
+from bench.errors import BenchError
+from strategies.base import Strategy, StrategyResult
+from strategies.common import load_classifier, load_tokenizer
+from strategies.peft_common import (LoRAParams, add_lora, check_lora_params, classifier_head_names,
+                                    lora_search_space, train_and_evaluate)
+
+MIN_BITSANDBYTES = "0.47"  # the first release with a CPU backend for 4-bit NF4
+INSTALL = f"pip install -U 'bitsandbytes>={MIN_BITSANDBYTES}' accelerate"
+
+
+@dataclass
+class QLoRAParams(LoRAParams):
+    # Recompute activations in the backward pass instead of keeping them (QLoRA's usual setting,
+    # as peft's prepare_model_for_kbit_training defaults to): the 4-bit base saves only weight
+    # memory, and at this model size activations dominate the peak, so without it qlora would
+    # peak about as high as lora. It costs one more forward pass per step.
+    gradient_checkpointing: bool = True
+
+
+class QLoRA(Strategy):
+    name = "qlora"
+    description = "base quantized to 4-bit NF4 (double quantization, bitsandbytes) plus LoRA and a trained head"
+    default_model = "smollm2"
+    Params = QLoRAParams
+
+    def search_space(self, trial):
+        return lora_search_space(trial)
+
+    def check(self, params: QLoRAParams, model) -> None:
+        check_lora_params(params, self.name)
+        require_bitsandbytes()
+
+    def run(self, ctx: RunContext, p: QLoRAParams) -> StrategyResult:
+        with ctx.tracker.phase("load"):
+            require_4bit_backend(ctx.device)
+            path = ctx.model_path()
+            tokenizer = load_tokenizer(path)
+            model = load_4bit_classifier(ctx, path, tokenizer)
+            footprint_mb = model.get_memory_footprint() / 2**20
+            model = prepare_for_training(model, p.gradient_checkpointing)
+            model = add_lora(model, p, log=ctx.tracker.log)
+        result = train_and_evaluate(ctx, p, model, tokenizer)
+        result.extra_cost["quantized_footprint_mb"] = round(footprint_mb, 3)
+        return result
+
+
+def require_bitsandbytes() -> None:
+    """Cheap, import-free checks that 4-bit loading can work at all (runs before any model loads)."""
+    from packaging.version import Version
+
+    try:
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise importlib.metadata.PackageNotFoundError("bitsandbytes")
+        version = importlib.metadata.version("bitsandbytes")
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        raise BenchError(f"qlora needs bitsandbytes for 4-bit NF4 and it is not installed: {INSTALL}") from None
+    if Version(version) < Version(MIN_BITSANDBYTES):
+        raise BenchError(f"qlora needs bitsandbytes>={MIN_BITSANDBYTES} (4-bit NF4 on CPU and CUDA); "
+                         f"found {version}: {INSTALL}")
+    if importlib.util.find_spec("accelerate") is None:
+        raise BenchError(f"qlora needs accelerate to load 4-bit models (transformers requires it): {INSTALL}")
+
+
+def require_4bit_backend(device: str) -> None:
+    """Quantize and restore a tiny tensor on `device`: a missing backend fails here, in one line,
+    instead of deep inside from_pretrained."""
+    import torch
+
+    try:
+        import bitsandbytes.functional as bnbf
+
+        packed, state = bnbf.quantize_4bit(torch.ones(64, 64, device=device), quant_type="nf4",
+                                           compress_statistics=True)
+        bnbf.dequantize_4bit(packed, state)
+    except Exception as exc:  # noqa: BLE001 - any failure means: no 4-bit on this device
+        version = importlib.metadata.version("bitsandbytes")
+        raise BenchError(f"bitsandbytes {version} cannot do 4-bit NF4 on device '{device}' "
+                         f"({type(exc).__name__}: {str(exc)[:120]}); use a CUDA GPU or {INSTALL}") from None
+
+
+def load_4bit_classifier(ctx: RunContext, path: str, tokenizer):
+    """The sequence-classification model with its linear layers in 4-bit NF4, the head excepted."""
+    config = nf4_config(ctx, head_names_before_loading(path, len(ctx.data.labels)))
+    return load_classifier(path, ctx, tokenizer, quantization_config=config, device_map={"": ctx.device})
+
+
+def head_names_before_loading(path: str, n_labels: int) -> list[str]:
+    """The head's module names, from a weightless (meta-device) copy of the model: they must be
+    known before loading, to keep the head out of 4-bit (`score` on Llama, `classifier` on BERT)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(path, num_labels=n_labels)
+    with torch.device("meta"):
+        skeleton = AutoModelForSequenceClassification.from_config(config)
+    return classifier_head_names(skeleton)
+
+
+def nf4_config(ctx: RunContext, keep_full_precision: list[str]):
+    """The seed's quantization: NF4, double quantization, bf16 compute where the device has it."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    from bench.device import use_bf16
+
+    compute = torch.bfloat16 if use_bf16(ctx.device, ctx.precision) else torch.float32
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=keep_full_precision)
+
+
+def prepare_for_training(model, gradient_checkpointing: bool):
+    """peft's k-bit preparation: freeze the base, cast its non-4-bit weights to fp32 and, when asked,
+    turn on gradient checkpointing (non-reentrant: no need to make the inputs require grad)."""
+    from peft import prepare_model_for_kbit_training
+
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                           gradient_checkpointing_kwargs={"use_reentrant": False})
