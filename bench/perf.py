@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -86,6 +87,12 @@ def add_arguments(p) -> None:
 
 def _fmt(x, spec=".1f") -> str:
     return "-" if x is None else format(x, spec)
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of this process's finished children (the runs we waited for)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 class Workspace:
@@ -150,11 +157,13 @@ def run_suite(spec, ws: Workspace, cache_name: str, results_name: str, verbose: 
     from bench.runner import run_one
 
     quiet_env = {} if verbose else {"TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore"}
+    cpu = _children_cpu_s()
     with _env(FTBENCH_CACHE=ws.cache(cache_name), **quiet_env):
         outcome = run_one(spec, ws.results(results_name), quiet=not verbose)
+    cpu = _children_cpu_s() - cpu
     rec = outcome.record or {}
-    out: dict[str, Any] = {"side": "suite", "wall_s": round(outcome.seconds, 2), "status": outcome.status,
-                           "run_id": spec.run_id, "params": spec.params}
+    out: dict[str, Any] = {"side": "suite", "wall_s": round(outcome.seconds, 2), "cpu_s": round(cpu, 2),
+                           "status": outcome.status, "run_id": spec.run_id, "params": spec.params}
     if outcome.status != "ok":
         out["error"] = rec.get("error")
         return out
@@ -171,12 +180,12 @@ def run_script(script: str, argv: list[str], verbose: bool) -> dict[str, Any]:
     """A hand-written script in its own process, timed from outside; its JSON is its last stdout line."""
     cmd = [sys.executable, str(SCRIPTS / script), *argv]
     env = dict(os.environ, PYTHONWARNINGS="ignore", TQDM_DISABLE="1", TRANSFORMERS_VERBOSITY="error")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _children_cpu_s()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE, text=True,
                           env=env)
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, _children_cpu_s() - cpu
     out: dict[str, Any] = {"side": "handwritten", "script": f"benchmarks/{script}", "wall_s": round(wall, 2),
-                           "argv": argv}
+                           "cpu_s": round(cpu, 2), "argv": argv}
     lines = [ln for ln in (proc.stdout or "").splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         out.update(status="failed", error=f"exit {proc.returncode}: {(proc.stderr or '')[-1500:]}")
@@ -193,9 +202,10 @@ def _median_of(runs: list[dict]) -> dict:
     if not ok:
         return runs[0]
     best = dict(ok[0])
-    best["wall_s"] = round(statistics.median(r["wall_s"] for r in ok), 2)
-    if len(ok) > 1:
-        best["wall_s_all"] = [r["wall_s"] for r in ok]
+    for key in ("wall_s", "cpu_s"):
+        best[key] = round(statistics.median(r[key] for r in ok), 2)
+        if len(ok) > 1:
+            best[f"{key}_all"] = [r[key] for r in ok]
     return best
 
 
@@ -212,9 +222,9 @@ def compare(suite_fn, hand_fn, repeats: int) -> tuple[dict, dict]:
     return _median_of(suites), _median_of(hands)
 
 
-def _ratio(a: dict, b: dict) -> float | None:
-    if a.get("status") == "ok" and b.get("status") == "ok" and b["wall_s"]:
-        return round(a["wall_s"] / b["wall_s"], 3)
+def _ratio(a: dict, b: dict, key: str = "wall_s") -> float | None:
+    if a.get("status") == "ok" and b.get("status") == "ok" and b.get(key):
+        return round(a[key] / b[key], 3)
     return None
 
 
@@ -274,7 +284,8 @@ def leg_trainer(strategy: str, args, ws: Workspace) -> dict[str, Any]:
     suite, hand = compare(lambda r: run_suite(spec, ws, f"{strategy}-{r}", f"{strategy}-{r}", args.verbose),
                           lambda r: run_script("handwritten_trainer.py", argv, args.verbose), args.repeats)
     return {"leg": strategy, "model": spec.model, "params": p, "suite": suite, "handwritten": hand,
-            "ratio": _ratio(suite, hand), "accuracy_gap_points": _acc_gap(suite, hand),
+            "ratio": _ratio(suite, hand), "ratio_cpu": _ratio(suite, hand, "cpu_s"),
+            "accuracy_gap_points": _acc_gap(suite, hand),
             "model_conversion_s": round(convert_s, 2)}
 
 
@@ -308,6 +319,7 @@ def leg_feature_extract(args, ws: Workspace) -> dict[str, Any]:
     warm = _median_of(warm_runs)
     leg = {"leg": "feature-extract", "model": spec.model, "params": p, "suite": cold, "suite_warm": warm,
            "handwritten": hand, "ratio": _ratio(cold, hand), "ratio_warm": _ratio(warm, hand),
+           "ratio_cpu": _ratio(cold, hand, "cpu_s"), "ratio_warm_cpu": _ratio(warm, hand, "cpu_s"),
            "speedup": _inv(_ratio(cold, hand)), "speedup_warm": _inv(_ratio(warm, hand)),
            "accuracy_gap_points": _acc_gap(cold, hand)}
     if hand.get("status") == "ok" and cold.get("status") == "ok":
@@ -473,39 +485,53 @@ def profile_step(strategy: str, args, top: int = 10) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- main
 
 def print_table(report: dict) -> None:
-    rows = [("leg", "side", "wall s", "test acc", "ratio", "notes")]
+    """The figures as a text table: wall and CPU seconds of each side, test accuracy, and the ratio
+    suite / other (wall; CPU in brackets: CPU time is the steadier figure on a shared machine)."""
+    rows = [("leg", "side", "wall s", "cpu s", "test acc", "ratio wall (cpu)", "notes")]
+
+    def ratio(leg, key="ratio"):
+        return f"{_fmt(leg.get(key), '.2f')} ({_fmt(leg.get(key + '_cpu'), '.2f')})"
+
+    def failed(side):
+        return f"{side.get('status')}: {str(side.get('error'))[-70:]}"
+
     for leg in report["legs"]:
         name = leg["leg"]
         if name in ("full-ft", "lora"):
             s, h = leg["suite"], leg["handwritten"]
-            rows.append((name, f"suite [{leg['model']}]", _fmt(s.get("wall_s")), _fmt(s.get("accuracy"), ".3f"),
-                         "", f"train MFU {_fmt(s.get('train_mfu'), '.3f')}" if s.get("status") == "ok"
-                         else f"{s.get('status')}: {str(s.get('error'))[:60]}"))
-            rows.append(("", "hand-written Trainer", _fmt(h.get("wall_s")), _fmt(h.get("accuracy"), ".3f"),
-                         _fmt(leg.get("ratio"), ".2f"), "" if h.get("status") == "ok" else
-                         f"{h.get('status')}: {str(h.get('error'))[-60:]}"))
+            rows.append((name, f"suite [{leg['model']}]", _fmt(s.get("wall_s")), _fmt(s.get("cpu_s")),
+                         _fmt(s.get("accuracy"), ".3f"), "", f"train MFU {_fmt(s.get('train_mfu'), '.3f')}"
+                         if s.get("status") == "ok" else failed(s)))
+            rows.append(("", "hand-written Trainer", _fmt(h.get("wall_s")), _fmt(h.get("cpu_s")),
+                         _fmt(h.get("accuracy"), ".3f"), ratio(leg), "" if h.get("status") == "ok" else failed(h)))
         elif name == "feature-extract":
             s, w, h = leg["suite"], leg["suite_warm"], leg["handwritten"]
-            rows.append((name, "suite, cold cache", _fmt(s.get("wall_s")), _fmt(s.get("accuracy"), ".3f"), "",
-                         f"{_fmt(leg.get('speedup'), '.1f')}x faster"))
-            rows.append(("", "suite, warm cache", _fmt(w.get("wall_s")), _fmt(w.get("accuracy"), ".3f"), "",
-                         f"{_fmt(leg.get('speedup_warm'), '.1f')}x faster"))
-            rows.append(("", f"seed 003 ({leg['params']['epochs']} ep.)", _fmt(h.get("wall_s")),
-                         _fmt(h.get("accuracy"), ".3f"), f"{_fmt(leg.get('ratio'), '.2f')} / "
-                         f"{_fmt(leg.get('ratio_warm'), '.3f')}", "ratios: cold / warm"))
+            rows.append((name, "suite, cold cache", _fmt(s.get("wall_s")), _fmt(s.get("cpu_s")),
+                         _fmt(s.get("accuracy"), ".3f"), "", f"{_fmt(leg.get('speedup'), '.1f')}x faster (wall)"
+                         if s.get("status") == "ok" else failed(s)))
+            rows.append(("", "suite, warm cache", _fmt(w.get("wall_s")), _fmt(w.get("cpu_s")),
+                         _fmt(w.get("accuracy"), ".3f"), "", f"{_fmt(leg.get('speedup_warm'), '.1f')}x faster (wall)"
+                         if w.get("status") == "ok" else failed(w)))
+            rows.append(("", f"seed 003 ({leg['params']['epochs']} epochs)", _fmt(h.get("wall_s")),
+                         _fmt(h.get("cpu_s")), _fmt(h.get("accuracy"), ".3f"),
+                         f"{ratio(leg)} cold, {ratio(leg, 'ratio_warm')} warm",
+                         f"10x cold from {leg.get('epochs_for_10x_cold', '-')} epochs" if h.get("status") == "ok"
+                         else failed(h)))
         elif name == "default-run":
             for i, r in enumerate(leg["runs"]):
                 rows.append((name if i == 0 else "", f"{r['strategy']} [{r['model']}]", _fmt(r["wall_s"]),
-                             _fmt(r.get("accuracy"), ".3f"), "", r["status"] if r["status"] != "ok" else
-                             f"train MFU {_fmt(r.get('train_mfu'), '.3f')}"))
-            rows.append(("", "total (with report)", _fmt(leg["total_s"]), _fmt(leg.get("best_accuracy"), ".3f"),
+                             _fmt(r.get("cpu_s")), _fmt(r.get("accuracy"), ".3f"), "",
+                             f"train MFU {_fmt(r.get('train_mfu'), '.3f')}" if r["status"] == "ok" else failed(r)))
+            rows.append(("", "total (with report)", _fmt(leg["total_s"]), "", _fmt(leg.get("best_accuracy"), ".3f"),
                          "", f"best: {leg.get('best_strategy')}"))
         elif name == "profile":
             for st in leg["steps"]:
-                rows.append((name, st["strategy"], _fmt(st.get("step_s"), ".2f"), "", "",
-                             f"step MFU {_fmt(st.get('step_mfu'), '.3f')}, top op "
-                             f"{st['top_ops'][0]['op']} {st['top_ops'][0]['self_pct']}%" if st.get("status") == "ok"
-                             else f"failed: {st.get('error')}"[:70]))
+                ok = st.get("status") == "ok"
+                rows.append((name, f"{st['strategy']} step", _fmt(st.get("step_s"), ".2f"),
+                             _fmt(st.get("step_cpu_s"), ".2f"), "", "",
+                             f"MFU {_fmt(st.get('step_mfu'), '.3f')} wall, {_fmt(st.get('step_mfu_of_cpu_time'), '.3f')} "
+                             f"of CPU time; top {st['top_ops'][0]['op']} {st['top_ops'][0]['self_pct']}%"
+                             if ok else f"failed: {st.get('error')}"[:90]))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for j, r in enumerate(rows):
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())

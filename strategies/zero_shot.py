@@ -2,6 +2,12 @@
 log-likelihood of its verbalized continuation, and the best-scoring label is the prediction (no
 generated text is parsed).
 
+Prompt: the filled template is the user's turn (through the chat template where the tokenizer has
+one), the answer prefix (e.g. "Category:") opens the answer, and each label is scored as the next
+word, after a space: " sports" is one common token where "sports" right after the assistant
+header splits oddly, and on SmolLM2 with BBC News that alone lifts calibrated balanced accuracy
+on a 50-article sample from about 0.3 to 0.6-0.75.
+
 Scoring: a label's score is the sum of its tokens' log-probabilities (the probability of the whole
 label). Sums favour short labels; calibration (Zhao et al. 2021, "Calibrate Before Use") removes
 that bias along with the model's prior for each label: the label probabilities the same prompt
@@ -24,22 +30,25 @@ from bench.data import Split
 from bench.errors import BenchError
 from strategies.base import Strategy, StrategyResult
 
-# Prompt templates: {labels} becomes the verbalizers joined by ", ", {text} the example's text.
+# Preset prompts: (template, answer prefix). In a template {labels} becomes the verbalizers joined
+# by ", " and {text} the example's text. "news" suits topic classification of news (BBC News,
+# AG News); the others name no domain.
 TEMPLATES = {
-    "topic": "Classify the text into one of these categories: {labels}.\n\nText: {text}\n\n"
-             "Answer with the category name only.",
-    "question": "{text}\n\nWhich of these categories is the text above about: {labels}? "
-                "Answer with the category name only.",
-    "terse": "Categories: {labels}\nText: {text}\nCategory:",
+    "terse": ("Categories: {labels}\nText: {text}", "Category:"),
+    "question": ("Here is a text:\n\n{text}\n\nWhich category does this text belong to? Options: {labels}.",
+                 "Category:"),
+    "news": ("Here is a news article:\n\n{text}\n\nWhat is the topic of this article? Options: {labels}.",
+             "Topic:"),
 }
+CUSTOM_ANSWER_PREFIX = "Answer:"  # for a template given as text, unless answer_prefix is set
 CONTENT_FREE_TEXTS = ("N/A", "", "[MASK]")
-ANSWER_CUE = "\nAnswer:"  # ends prompts for models without a chat template; labels follow after a space
 TEXT_MARK = "\u2063"  # an invisible character that marks where the text goes, to find the shared prefix
 
 
 @dataclass
 class ZeroShotParams:
-    template: str = "topic"  # a name in TEMPLATES, or a template text with {text} (and {labels})
+    template: str = "terse"  # a name in TEMPLATES, or a template text with {text} (and {labels})
+    answer_prefix: str | None = None  # opens the answer; None: the preset's (CUSTOM_ANSWER_PREFIX for a text)
     verbalizers: dict[str, str] | None = None  # label name -> the words scored; None: the label names
     max_length: int = 256  # tokens of each text kept in the prompt (demonstrations included)
     k_shot: int = 0  # demonstrations from the train split, drawn with the run's seed
@@ -61,7 +70,7 @@ class ZeroShot(Strategy):
         if getattr(model, "architecture", None) == "encoder":
             raise BenchError(f"zero-shot needs a causal (decoder) language model; '{model.name}' is an encoder: "
                              "use --model smollm2 or another causal LM")
-        resolve_template(params.template)
+        resolve_template(params.template, params.answer_prefix)
         if params.k_shot < 0 or params.max_length < 1:
             raise BenchError("zero-shot: k_shot must be >= 0 and max_length >= 1")
         if params.verbalizers is not None and not (
@@ -76,7 +85,8 @@ class ZeroShot(Strategy):
         with ctx.tracker.phase("prepare"):
             words = verbalizer_list(ctx.data.labels, p.verbalizers)
             demos = draw_demonstrations(ctx.data.train, p.k_shot, ctx.seed)
-            prompts = PromptBuilder(tokenizer, resolve_template(p.template), words, demos, p.max_length)
+            template, answer_prefix = resolve_template(p.template, p.answer_prefix)
+            prompts = PromptBuilder(tokenizer, template, answer_prefix, words, demos, p.max_length)
             example_ids = prompts.encode_all(ctx.eval.texts)
         with ctx.tracker.phase("eval"):
             scorer = LabelScorer(model, prompts.label_ids(), prompts.shared_prefix_ids())
@@ -114,11 +124,15 @@ def load_causal_lm(ctx: RunContext):
     return tokenizer, model
 
 
-def resolve_template(template: str) -> str:
+def resolve_template(template: str, answer_prefix: str | None) -> tuple[str, str]:
+    """(template text, answer prefix) from a preset name or a template text."""
+    if answer_prefix is not None and not isinstance(answer_prefix, str):
+        raise BenchError(f"zero-shot answer_prefix {answer_prefix!r} must be text (quote it in YAML: \"Answer:\")")
     if template in TEMPLATES:
-        return TEMPLATES[template]
+        text, preset_prefix = TEMPLATES[template]
+        return text, preset_prefix if answer_prefix is None else answer_prefix
     if "{text}" in template:
-        return template
+        return template, CUSTOM_ANSWER_PREFIX if answer_prefix is None else answer_prefix
     raise BenchError(f"zero-shot template {template!r} is neither a preset ({', '.join(TEMPLATES)}) "
                      "nor a template text containing {text}")
 
@@ -156,18 +170,21 @@ def draw_demonstrations(train: Split, k: int, seed: int) -> list[tuple[str, int]
 
 
 class PromptBuilder:
-    """Token ids of each example's prompt (through the chat template where the tokenizer has one)
-    and of each label's continuation."""
+    """Token ids of each example's prompt and of each label's continuation. With a chat template,
+    the filled template is the user's turn and the answer prefix opens the assistant's; without
+    one, the answer prefix follows the filled template on a new line. Demonstrations come first,
+    as earlier turns (or paragraphs) answered with their label."""
 
-    def __init__(self, tokenizer, template: str, words: list[str], demos: list[tuple[str, int]],
-                 max_length: int):
+    def __init__(self, tokenizer, template: str, answer_prefix: str, words: list[str],
+                 demos: list[tuple[str, int]], max_length: int):
         self.tokenizer = tokenizer
         self.template = template.replace("{labels}", ", ".join(words))
+        self.answer_prefix = answer_prefix
         self.words = words
         self.max_length = max_length
         self.chat = bool(getattr(tokenizer, "chat_template", None))
-        self.demos = [(text, words[y]) for text, y in zip(self.truncate([t for t, _ in demos]),
-                                                          [y for _, y in demos])]
+        texts = self.truncate([t for t, _ in demos])
+        self.demos = [(text, words[y]) for text, (_, y) in zip(texts, demos)]
 
     def truncate(self, texts) -> list[str]:
         """Each text cut to max_length tokens (decoded back, so the prompt is rendered as text)."""
@@ -177,16 +194,23 @@ class PromptBuilder:
         return [t if len(x) <= self.max_length else self.tokenizer.decode(x[: self.max_length])
                 for t, x in zip(texts, ids)]
 
+    def _question(self, text: str) -> str:
+        return self.template.replace("{text}", text)
+
+    def _answer(self, word: str) -> str:
+        return f"{self.answer_prefix} {word}".strip()
+
     def render(self, text: str) -> str:
-        fill = lambda t: self.template.replace("{text}", t)  # noqa: E731 - a one-line helper
         if self.chat:
             messages = []
             for demo, word in self.demos:
-                messages += [{"role": "user", "content": fill(demo)}, {"role": "assistant", "content": word}]
-            messages.append({"role": "user", "content": fill(text)})
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        shots = [f"{fill(demo)}{ANSWER_CUE} {word}" for demo, word in self.demos]
-        return "\n\n".join(shots + [fill(text) + ANSWER_CUE])
+                messages += [{"role": "user", "content": self._question(demo)},
+                             {"role": "assistant", "content": self._answer(word)}]
+            messages.append({"role": "user", "content": self._question(text)})
+            head = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return head + self.answer_prefix
+        shots = [f"{self._question(demo)}\n{self._answer(word)}" for demo, word in self.demos]
+        return "\n\n".join(shots + [f"{self._question(text)}\n{self.answer_prefix}"])
 
     def ids(self, prompt: str) -> list[int]:
         # a chat template writes its own special tokens; plain prompts get the tokenizer's (BOS)
@@ -201,7 +225,10 @@ class PromptBuilder:
         return self.ids(rendered.split(TEXT_MARK)[0]) if TEXT_MARK in rendered else []
 
     def label_ids(self) -> list[list[int]]:
-        lead = "" if self.chat else " "  # plain prompts end with "Answer:", the label follows a space
+        """A label follows the prompt after a space, as a word in running text (" sports" is one
+        common token where "sports" right after a newline may split oddly), unless the prompt
+        already ends in whitespace."""
+        lead = "" if self.render("")[-1:].isspace() else " "
         ids = [self.tokenizer(lead + w, add_special_tokens=False)["input_ids"] for w in self.words]
         empty = [w for w, x in zip(self.words, ids) if not x]
         if empty:

@@ -21,8 +21,9 @@ from strategies.common import load_classifier, load_tokenizer
 from strategies.lora import LoRA
 from strategies.peft_common import (LoRAParams, add_lora, classifier_head_names, default_target_modules)
 from strategies.qlora import QLoRA, QLoRAParams, load_4bit_classifier, prepare_for_training
-from strategies.zero_shot import (TEMPLATES, LabelScorer, PromptBuilder, ZeroShot, ZeroShotParams, calibrate,
-                                  content_free_prior, draw_demonstrations, verbalizer_list)
+from strategies.zero_shot import (CUSTOM_ANSWER_PREFIX, TEMPLATES, LabelScorer, PromptBuilder, ZeroShot,
+                                  ZeroShotParams, calibrate, content_free_prior, draw_demonstrations,
+                                  resolve_template, verbalizer_list)
 
 LABELS = ["sports", "tech", "business"]
 TOPIC_WORDS = {
@@ -60,7 +61,8 @@ def word_level_tokenizer(chat: bool):
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<unk>", "<s>", "<|im_start|>", "<|im_end|>"]
-    corpus = " ".join([*TOPIC_WORDS.values(), FILLER, *TEMPLATES.values(), "N/A [MASK] Answer: system user assistant"])
+    prompts = " ".join(" ".join(preset) for preset in TEMPLATES.values())
+    corpus = " ".join([*TOPIC_WORDS.values(), FILLER, prompts, "N/A [MASK] Answer: system user assistant"])
     words = sorted({piece for piece, _ in pre_tokenizers.Whitespace().pre_tokenize_str(corpus)})
     vocab = {tok: i for i, tok in enumerate(specials + words)}
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
@@ -119,7 +121,7 @@ def test_shared_prompt_kv_cache_scores_equal_full_sequences(tmp_path, task, chat
     # multi-token labels of different lengths, so the batched label pass pads and masks
     words = ["team match goal", "chip", "market shares"]
     demos = draw_demonstrations(task.train, 2, seed=0)
-    builder = PromptBuilder(tok, TEMPLATES["topic"], words, demos, max_length=8)
+    builder = PromptBuilder(tok, *TEMPLATES["question"], words, demos, max_length=8)
     prompts = builder.encode_all(task.test.texts[:3] + [""])
     for prefix in (builder.shared_prefix_ids(), []):  # with the run-wide prefix cache, and without
         scorer = LabelScorer(model, builder.label_ids(), prefix)
@@ -131,9 +133,21 @@ def test_shared_prompt_kv_cache_scores_equal_full_sequences(tmp_path, task, chat
 
 def test_texts_are_truncated_to_max_length(task, tiny_llama):
     tok = load_tokenizer(str(tiny_llama))
-    builder = PromptBuilder(tok, "{text}", LABELS, [], max_length=3)
+    builder = PromptBuilder(tok, "{text}", "Category:", LABELS, [], max_length=3)
     assert [len(tok(t, add_special_tokens=False)["input_ids"]) for t in builder.truncate(task.test.texts)] == \
         [3] * len(task.test)
+
+
+def test_prompt_ends_with_the_answer_prefix_and_labels_follow_a_space(task, tiny_llama):
+    assert resolve_template("news", None) == TEMPLATES["news"]
+    assert resolve_template("news", "Label:") == (TEMPLATES["news"][0], "Label:")
+    assert resolve_template("Text: {text}", None) == ("Text: {text}", CUSTOM_ANSWER_PREFIX)
+    tok = load_tokenizer(str(tiny_llama))
+    builder = PromptBuilder(tok, "Text: {text}", "Answer:", LABELS, [(task.train.texts[0], 1)], max_length=64)
+    prompt = builder.render("goal team")
+    assert prompt.endswith("<|im_start|>assistant\nAnswer:")  # through the chat template
+    assert "<|im_start|>assistant\nAnswer: tech<|im_end|>" in prompt  # the demonstration, answered
+    assert builder.label_ids() == [tok(" " + w, add_special_tokens=False)["input_ids"] for w in LABELS]
 
 
 def test_calibration_removes_the_content_free_bias():
