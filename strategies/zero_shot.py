@@ -90,15 +90,7 @@ class ZeroShot(Strategy):
             example_ids = prompts.encode_all(ctx.eval.texts)
         with ctx.tracker.phase("eval"):
             scorer = LabelScorer(model, prompts.label_ids(), prompts.shared_prefix_ids())
-            bar = ctx.tracker.progress(total=len(example_ids), desc="scoring labels", unit="ex")
-            scores = []
-            for ids in example_ids:
-                scores.append(scorer.score(ids))
-                ctx.tracker.count("eval_examples", 1)
-                ctx.tracker.count("eval_tokens", len(ids))
-                bar.update(1)
-            bar.close()
-            scores = np.stack(scores)
+            scores = score_examples(scorer, example_ids, ctx)
             if p.calibrate:
                 content_free = np.stack([scorer.score(ids) for ids in prompts.encode_all(CONTENT_FREE_TEXTS)])
                 prior = content_free_prior(content_free)
@@ -108,6 +100,19 @@ class ZeroShot(Strategy):
         total = sum(t.numel() for t in model.parameters())
         return StrategyResult(scores.argmax(1).tolist(), 0, total,
                               extra_cost={"shared_prefix_tokens": len(scorer.prefix_ids)})
+
+
+def score_examples(scorer: "LabelScorer", example_ids: list[list[int]], ctx: RunContext) -> np.ndarray:
+    """(examples, labels) scores, counted as evaluated examples and prompt tokens."""
+    bar = ctx.tracker.progress(total=len(example_ids), desc="scoring labels", unit="ex")
+    scores = []
+    for ids in example_ids:
+        scores.append(scorer.score(ids))
+        ctx.tracker.count("eval_examples", 1)
+        ctx.tracker.count("eval_tokens", len(ids))
+        bar.update(1)
+    bar.close()
+    return np.stack(scores)
 
 
 def load_causal_lm(ctx: RunContext):
@@ -131,7 +136,7 @@ def resolve_template(template: str, answer_prefix: str | None) -> tuple[str, str
     if template in TEMPLATES:
         text, preset_prefix = TEMPLATES[template]
         return text, preset_prefix if answer_prefix is None else answer_prefix
-    if "{text}" in template:
+    if isinstance(template, str) and "{text}" in template:
         return template, CUSTOM_ANSWER_PREFIX if answer_prefix is None else answer_prefix
     raise BenchError(f"zero-shot template {template!r} is neither a preset ({', '.join(TEMPLATES)}) "
                      "nor a template text containing {text}")

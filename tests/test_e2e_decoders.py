@@ -28,5 +28,5 @@ def test_zero_shot_lora_qlora_with_smollm2(tmp_path):
         assert rec["metrics"]["accuracy"] > rec["baseline"]["accuracy"], (rec["metrics"], rec["baseline"])
     # the same adapters and head on the same model: the same trainable count, 4-bit or not
     assert qlora["cost"]["trainable_params"] == lora["cost"]["trainable_params"]
-    assert qlora["cost"]["total_params"] == lora["cost"]["total_params"]
+    assert abs(qlora["cost"]["total_params"] - lora["cost"]["total_params"]) < 0.01 * lora["cost"]["total_params"]
     assert qlora["cost"]["quantized_footprint_mb"] < 0.5 * lora["cost"]["total_params"] * 4 / 2**20
