@@ -255,7 +255,9 @@ def test_two_processes_work_on_one_sqlite_study(tmp_path, tiny_bert):
     assert not any("Traceback" in o or "locked" in o for o in outputs), outputs
     study = load(tmp_path, study_name(tiny_bert))
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
-    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    # the median pruner may legitimately stop a trial the other process made look weak; none may fail
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials), study.trials
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 2
     assert sorted(trial_records(tmp_path)) == [0, 1, 2, 3]
 
 
