@@ -148,8 +148,9 @@ def test_a_run_record_carries_the_mfu_figures(tmp_path, tiny_bert):
     assert cost["flops_kind"] == "full"
     assert cost["flops_per_train_token"] > 3 * 2 * cost["n_nonembedding_params"] > 0
     assert 0 < cost["train_mfu"] < 1 and 0 < cost["eval_mfu"] < 1 and cost["peak_flops"] > 1e9
-    assert cost["train_tokens_per_s"] == pytest.approx(cost["counters"]["train_tokens"] / cost["time_s"]["train"],
-                                                       rel=0.01)
+    # time_s is rounded to the millisecond: on a run this tiny that alone moves the rate by several percent
+    tokens, t = cost["counters"]["train_tokens"], cost["time_s"]["train"]
+    assert tokens / (t + 0.0006) <= cost["train_tokens_per_s"] <= tokens / max(t - 0.0006, 1e-6)
 
 
 def test_bench_perf_help_documents_its_flags():
