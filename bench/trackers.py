@@ -76,10 +76,12 @@ class Tracker:
     def epoch(self, entry: dict[str, Any]) -> None:
         """Record one point of the training curve: {"epoch", "train_loss", "val_loss",
         "val_accuracy", ...}. Under tuning this may raise bench.errors.Pruned."""
-        entry = {k: (float(v) if isinstance(v, (int, float)) and k != "epoch" else v) for k, v in entry.items()}
+        entry = {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch" else v)
+                 for k, v in entry.items()}
         self.history.append(entry)
         self.log("  epoch {epoch}: ".format(**entry) + ", ".join(
-            f"{k}={v:.4f}" for k, v in entry.items() if k != "epoch" and isinstance(v, float)))
+            f"{k}={v:.4f}" for k, v in entry.items() if k != "epoch" and isinstance(v, float))
+            + (" (best so far)" if entry.get("best") else ""))
         if self._on_epoch is not None:
             self._on_epoch(entry)
 

@@ -45,6 +45,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     from strategies import get_strategy
 
     torch.set_num_threads(cpu_threads())
+    quiet_library_noise()
     started = now()
     on_epoch = None
     if spec.study:
@@ -77,6 +78,16 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
                history=tracker.history, cost=cost, env=environment(spec.device), started_at=started,
                predictions=[int(x) for x in result.predictions])
     return rec
+
+
+def quiet_library_noise() -> None:
+    """Deprecation notices that libraries raise about each other's calls (peft calling
+    transformers' renamed gradient-checkpointing API) say nothing a user can act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, message=r".*(is_gradient_checkpointing|"
+                            r"gradient_checkpointing_enable).*deprecated")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.script_method")
 
 
 def classify_failure(exc: BaseException) -> str:

@@ -8,6 +8,8 @@ import torch
 
 from bench.context import RunContext
 from bench.tokens import Encoded, encode
+from bench.training import TrainSettings, count_params, fit, pad_id_of, predict
+from strategies.base import StrategyResult
 
 
 @dataclass
@@ -39,10 +41,39 @@ def load_classifier(path: str, ctx: RunContext, tokenizer, **kwargs):
     (autocast does the bf16 math); the pad id is set so decoders find each row's last token."""
     from transformers import AutoModelForSequenceClassification
 
+    from transformers.utils import logging as hf_logging
+
     labels = ctx.data.labels
     torch.manual_seed(ctx.seed)  # the new head's initialization is part of the run
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)}, **kwargs)
+    # transformers prints a load-report table for the head the checkpoint lacks: expected here,
+    # so one line of ours replaces it (a real load problem still raises)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={n: i for i, n in enumerate(labels)}, **kwargs)
+    finally:
+        hf_logging.set_verbosity(level)
     model.config.pad_token_id = tokenizer.pad_token_id
+    ctx.tracker.log(f"{type(model).__name__}: new {len(labels)}-class head initialized with seed {ctx.seed}")
     return model
+
+
+def train_and_evaluate(ctx: RunContext, model, tokenizer, p, extra_cost=None) -> StrategyResult:
+    """The sequence every fine-tuning strategy shares: the untrained model (random head) on the
+    eval split as the baseline, training with per-epoch validation (best epoch kept), then the
+    trained model on the eval split. `p` carries max_length and the TrainSettings fields;
+    `extra_cost(model)` adds strategy-specific cost figures (e.g. adapter size)."""
+    data = encode_splits(ctx, tokenizer, p.max_length)
+    pad = pad_id_of(tokenizer)
+    # its own phase, so the eval phase's time matches the eval tokens counted (tokens/s and MFU)
+    with ctx.tracker.phase("baseline"):
+        baseline, _ = predict(model, data.eval, ctx, pad, desc="baseline (untrained head)", count_as=None)
+    settings = TrainSettings(p.lr, p.epochs, p.batch_size, p.weight_decay, p.warmup_ratio, p.class_weights)
+    fit(model, data.train, data.val, ctx, settings, pad, len(ctx.data.labels))
+    with ctx.tracker.phase("eval"):
+        preds, _ = predict(model, data.eval, ctx, pad)
+    trainable, total = count_params(model)
+    return StrategyResult(preds.tolist(), trainable, total, baseline_predictions=baseline.tolist(),
+                          extra_cost=extra_cost(model) if extra_cost else {})
