@@ -16,6 +16,8 @@
   (Meanwhile it blocks nothing: TPE treats running trials as pending.)
 - `--param` / config params are the base every trial starts from; a param the search space
   samples takes the sampled value (a note says so once).
+- Trial 0 of a new study runs the starting parameters (defaults plus --param), so the best trial
+  is never worse than the untuned run and the history shows what tuning bought.
 - The TPE sampler is seeded from fresh entropy in every process: two processes with one seed would
   propose the same points. `--seed` is the data split and training seed of every trial.
 """
@@ -137,7 +139,54 @@ def parse_objectives(text: str) -> list[str]:
     return names
 
 
-def open_study(name: str, storage, setup: dict, pruner):
+class _StartProbe:
+    """Walks a search space with the starting parameters: `fixed` gets each searched param whose
+    starting value the space contains (a value outside it, e.g. pooling 'auto', is left to the
+    sampler); a conditional space follows the starting values' branch."""
+
+    def __init__(self, start: dict):
+        self.start, self.fixed = start, {}
+
+    def _take(self, name: str, dist):
+        value = self.start.get(name)
+        try:
+            inside = value is not None and dist._contains(dist.to_internal_repr(value))
+        except (TypeError, ValueError):
+            inside = False
+        if inside:
+            self.fixed[name] = value
+            return value
+        return dist.choices[0] if hasattr(dist, "choices") else dist.low
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        from optuna.distributions import FloatDistribution
+
+        return self._take(name, FloatDistribution(low, high, step=step, log=log))
+
+    def suggest_int(self, name, low, high, step=1, log=False):
+        from optuna.distributions import IntDistribution
+
+        return self._take(name, IntDistribution(low, high, step=step, log=log))
+
+    def suggest_categorical(self, name, choices):
+        from optuna.distributions import CategoricalDistribution
+
+        return self._take(name, CategoricalDistribution(choices))
+
+
+def enqueue_starting_point(study, strategy, params: dict) -> None:
+    """A new study's first trial runs the starting parameters (the strategy's defaults with the
+    user's --param) wherever the search space contains them: the search then has the untuned
+    figure to beat, and its best is never worse than it."""
+    probe = _StartProbe(params)
+    strategy.search_space(probe)
+    if probe.fixed:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # enqueue_trial(skip_if_exists=...) is marked experimental
+            study.enqueue_trial(probe.fixed, skip_if_exists=True)
+
+
+def open_study(name: str, storage, setup: dict, pruner, start: tuple | None = None):
     """Create the study or resume it; refuse one made for another strategy, data, model or objectives."""
     import optuna
 
@@ -151,6 +200,8 @@ def open_study(name: str, storage, setup: dict, pruner):
                              "pass --study-name NEW for a new study")
         for key in SETUP_KEYS:  # `bench run --params-from` reads the strategy from here
             study.set_user_attr(key, setup[key])
+        if start is not None:  # (strategy, starting params)
+            enqueue_starting_point(study, *start)
         return study
     for key in SETUP_KEYS:
         if stored.get(key) != setup[key]:
@@ -449,7 +500,7 @@ def run_tune(args, exp: Experiment) -> int:
     setup = {"strategy": strategy.name, "dataset": base.dataset, "model": base.model, "per_class": base.per_class,
              "test_from": base.test_from, "seed": base.seed, "objectives": objectives}
     storage = open_storage(url, heartbeat=True)
-    study = open_study(name, storage, setup, make_pruner(pruner))
+    study = open_study(name, storage, setup, make_pruner(pruner), start=(strategy, base.params))
     user_params = set(exp.params.get(strategy.name, {})) | (set(exp.params.get("*", {})) & set(base.params))
     search = Search(study, storage, url, strategy, base, resolve_model(base.model), objectives, pruner,
                     exp.results_dir, bool(args.quiet), user_params)

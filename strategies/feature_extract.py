@@ -42,7 +42,8 @@ class FeatureExtract(Strategy):
 
     def search_space(self, trial):
         head = trial.suggest_categorical("head", list(HEADS))
-        space = {"head": head, "pooling": trial.suggest_categorical("pooling", ["mean", "cls"])}
+        # "auto" (mean for encoders, last token for decoders) is the default, so trial 0 can run it
+        space = {"head": head, "pooling": trial.suggest_categorical("pooling", ["auto", "mean", "cls"])}
         if head == "logreg":
             space["C"] = trial.suggest_float("C", 1e-2, 1e2, log=True)
         else:

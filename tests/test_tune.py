@@ -191,6 +191,19 @@ def backdate_heartbeats(results: Path) -> None:
         db.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-1 hour')")
 
 
+def test_trial_0_of_a_new_study_runs_the_starting_parameters(tmp_path, tiny_bert, monkeypatch):
+    run_one, _ = fake_runner(dict.fromkeys(range(4), "ok"))
+    monkeypatch.setattr("bench.runner.run_one", run_one)
+    assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "2", "--param", "C=3.0")) == 0
+    assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "1", "--param", "C=3.0")) == 0
+    trials = load(tmp_path, study_name(tiny_bert)).trials
+    defaults = dataclasses.asdict(get_strategy("feature-extract").Params())
+    first = trials[0].params
+    assert first == {k: (3.0 if k == "C" else defaults[k]) for k in first} and "C" in first
+    # resuming does not enqueue it again: later trials are sampled
+    assert len(trials) == 3 and all(t.params != first for t in trials[1:])
+
+
 def test_a_study_resumes_with_numbering_continued_and_a_killed_trial_failed(tmp_path, tiny_bert, monkeypatch):
     run_one, _ = fake_runner(dict.fromkeys(range(6), "ok"))
     monkeypatch.setattr("bench.runner.run_one", run_one)
