@@ -5,6 +5,7 @@ What lands in the record's `cost` (`utilization_figures`, called once by the wor
     flops_per_train_token   model FLOPs per non-padding training token (null where no tokens were trained on)
     flops_per_eval_token    model FLOPs per non-padding evaluation token (null where none were counted)
     train_mfu, eval_mfu     flops_per_*_token x *_tokens_per_s / peak_flops (null where either is missing)
+    flops_per_embed_token, embed_mfu   the same for feature-extract's frozen pass over train and val
     peak_flops              the device's peak FLOP/s for the precision the run computed in
     peak_flops_basis        how that peak was derived (a sentence)
     flops_kind              "full" | "adapter" | "forward" (below)
@@ -29,7 +30,8 @@ FLOPs per token (Kaplan et al. 2020, "Scaling Laws for Neural Language Models", 
              work and is not counted (it lowers its MFU, as it should).
     forward  (zero-shot, feature-extract, and every evaluation)  F (+ 2·N_trainable for an adapter model's
              adapters at evaluation). feature-extract trains its head on cached embeddings: no training
-             tokens, so no training figure; its backbone pass is counted in the "embed" counters, not eval.
+             tokens, so no training figure; its backbone pass over the train and val splits is the "embed"
+             phase (embed_tokens_per_s, embed_mfu), over the evaluated split part of eval.
 
 The kind comes from the record: strategy "full-ft" or trainable_params >= half of total_params -> full;
 "zero-shot", "feature-extract" or no trainable parameters -> forward; anything else (a small trainable
@@ -285,7 +287,8 @@ def utilization_figures(strategy: str, model, cost: dict[str, Any], device: str,
         out["n_nonembedding_params"] = shape.n_nonembedding
         counters = cost.get("counters") or {}
         n_trainable = int(cost.get("trainable_params") or 0)
-        for split, fn in (("train", train_flops_per_token), ("eval", eval_flops_per_token)):
+        for split, fn in (("train", train_flops_per_token), ("eval", eval_flops_per_token),
+                          ("embed", eval_flops_per_token)):
             tokens, examples = counters.get(f"{split}_tokens"), counters.get(f"{split}_examples")
             if not tokens or not examples:
                 continue

@@ -83,3 +83,12 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def train_seconds(cost: dict[str, Any] | None) -> float | None:
+    """The record's training time: the "train" phase plus, for feature-extract, the "embed" phase
+    (the frozen backbone's pass over the training and validation data, zero when cached)."""
+    time_s = (cost or {}).get("time_s") or {}
+    if time_s.get("train") is None:
+        return None
+    return float(time_s["train"]) + float(time_s.get("embed") or 0.0)

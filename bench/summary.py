@@ -16,6 +16,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from bench.records import train_seconds
+
 GROUP_KEYS = ["strategy", "model", "dataset", "variant"]
 
 # Headline memory keys a record may name, and how the report words them.
@@ -146,7 +148,7 @@ def flatten(record: dict) -> dict[str, Any]:
         "total_params": number(dig(cost, "total_params")),
         "memory_mb": memory_mb,
         "memory_kind": memory_key,
-        "train_time_s": number(dig(cost, "time_s", "train")),
+        "train_time_s": number(train_seconds(cost if isinstance(cost, dict) else None)),
         "total_time_s": number(dig(cost, "time_s", "total")),
         "train_examples_per_s": number(dig(cost, "train_examples_per_s")),
         "finished_at": record.get("finished_at"),

@@ -110,6 +110,7 @@ class Tracker:
             "eval_examples_per_s": rate("eval_examples", "eval"),
             "train_tokens_per_s": rate("train_tokens", "train"),
             "eval_tokens_per_s": rate("eval_tokens", "eval"),
+            "embed_tokens_per_s": rate("embed_tokens", "embed"),  # feature-extract's frozen pass
             "counters": {k: int(v) if float(v).is_integer() else v for k, v in c.items()},
         }
 

@@ -38,12 +38,13 @@ from typing import Any, Callable
 
 from bench.config import Experiment, RunSpec, coerce_params
 from bench.errors import BenchError, Pruned
+from bench.records import train_seconds
 
 PRIMARY = "balanced_accuracy"
 # objective -> (direction, its value in an ok record)
 OBJECTIVES: dict[str, tuple[str, Callable[[dict], Any]]] = {
     "balanced_accuracy": ("maximize", lambda rec: rec["metrics"]["balanced_accuracy"]),
-    "train_time": ("minimize", lambda rec: rec["cost"]["time_s"]["train"]),
+    "train_time": ("minimize", lambda rec: train_seconds(rec["cost"])),
     "peak_memory": ("minimize", lambda rec: rec["cost"][rec["cost"]["headline_memory"]]),
 }
 VALUE_FORMATS = {"balanced_accuracy": "{:.4f}", "train_time": "{:.2f} s", "peak_memory": "{:.0f} MB"}

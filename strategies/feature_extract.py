@@ -72,7 +72,10 @@ class FeatureExtract(Strategy):
             with ctx.tracker.phase("prepare"):
                 enc = encode(tokenizer, split.texts, split.labels, p.max_length)
             key = _embedding_key(tokenizer, ctx, enc, pooling, p.max_length)
-            feats[split_name] = _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name)
+            # the backbone's pass over the data it learns from is part of training ("embed" phase,
+            # counted in the record's training time); over the evaluated split, part of evaluation
+            phase = "eval" if split_name == ctx.eval_split else "embed"
+            feats[split_name] = _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name, phase)
             if p.normalize:
                 feats[split_name] = feats[split_name] / np.linalg.norm(feats[split_name], axis=1, keepdims=True).clip(1e-12)
         total_backbone = backbone.n_params()
@@ -138,15 +141,15 @@ def _embedding_key(tokenizer, ctx: RunContext, enc: Encoded, pooling: str, max_l
     return h.hexdigest()[:24]
 
 
-def _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name) -> np.ndarray:
+def _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name, phase) -> np.ndarray:
     path = Path(ctx.cache_dir) / "embeddings" / f"{key}.npy"
     if path.exists():
         ctx.tracker.log(f"{split_name} embeddings: cached ({path.name})")
         ctx.tracker.count("cached_embeddings", len(enc))
         return np.load(path)
-    model = backbone.get()  # timed as "load", not "prepare"
-    with ctx.tracker.phase("prepare"):
-        out = _embed(model, enc, ctx, tokenizer, pooling, split_name)
+    model = backbone.get()  # timed as "load"
+    with ctx.tracker.phase(phase):
+        out = _embed(model, enc, ctx, tokenizer, pooling, split_name, count_as=phase)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{np.random.randint(1 << 30)}.npy")
     np.save(tmp, out)
@@ -155,7 +158,8 @@ def _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name) 
 
 
 @torch.inference_mode()
-def _embed(model, enc: Encoded, ctx: RunContext, tokenizer, pooling: str, split_name: str) -> np.ndarray:
+def _embed(model, enc: Encoded, ctx: RunContext, tokenizer, pooling: str, split_name: str,
+           count_as: str = "embed") -> np.ndarray:
     from bench.training import pad_batch, pad_id_of
 
     pad = pad_id_of(tokenizer)
@@ -183,8 +187,8 @@ def _embed(model, enc: Encoded, ctx: RunContext, tokenizer, pooling: str, split_
         out[idx] = vec
         bar.update(len(idx))
     bar.close()
-    ctx.tracker.count("embed_examples", len(enc))
-    ctx.tracker.count("embed_tokens", int(lengths.sum()))
+    ctx.tracker.count(f"{count_as}_examples", len(enc))
+    ctx.tracker.count(f"{count_as}_tokens", int(lengths.sum()))
     return out
 
 
