@@ -505,7 +505,7 @@ def run_tune(args, exp: Experiment) -> int:
     user_params = set(exp.params.get(strategy.name, {})) | (set(exp.params.get("*", {})) & set(base.params))
     search = Search(study, storage, url, strategy, base, resolve_model(base.model), objectives, pruner,
                     exp.results_dir, bool(args.quiet), user_params)
-    earlier = len(study.get_trials(deepcopy=False))
+    earlier = sum(t.state != optuna.trial.TrialState.WAITING for t in study.get_trials(deepcopy=False))
     print(f"study '{name}' in {shown(url)}: {earlier} earlier trial(s); adding up to {args.trials} "
           f"({' and '.join(f'{OBJECTIVES[o][0]} {o}' for o in objectives)} on the validation split, "
           f"pruner {pruner})", flush=True)

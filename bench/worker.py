@@ -46,6 +46,10 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
 
     torch.set_num_threads(cpu_threads())
     quiet_library_noise()
+    if quiet:  # -q: transformers' own bars (weight loading) go too
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     started = now()
     on_epoch = None
     if spec.study:

@@ -235,8 +235,8 @@ def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
                               torch.nn.Dropout(0.1), torch.nn.Linear(p.hidden, n_classes))
     opt = torch.optim.AdamW(mlp.parameters(), lr=p.lr, weight_decay=0.01)
     weights = torch.tensor(ctx.data.class_weights(), dtype=torch.float32) if p.class_weights else None
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    xvt, yvt = torch.from_numpy(xv), torch.from_numpy(yv)
+    # copies: cached embeddings come back from np.load read-only, which torch warns about
+    xt, yt, xvt, yvt = (torch.tensor(a) for a in (x, y, xv, yv))
     gen = torch.Generator().manual_seed(ctx.seed)
     best, best_state = None, None
     for epoch in range(1, p.epochs + 1):
