@@ -45,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="render the HTML comparison report from stored records")
     rep.add_argument("results", nargs="?", default=None, help="results folder (default results/)")
-    rep.add_argument("--results-dir", dest="results_opt", help=argparse.SUPPRESS)
-    rep.add_argument("-o", "--output", default="reports/index.html")
+    rep.add_argument("--results-dir", dest="results_opt", metavar="DIR",
+                     help="the same, as a flag (as `bench run` takes it)")
+    rep.add_argument("-o", "--output", default="reports/index.html",
+                     help="report path (default reports/index.html; the CSV goes beside it)")
 
     tune = sub.add_parser("tune", help="Optuna search over one strategy's hyperparameters (validation split)")
     tune.add_argument("--strategy", required=True)
