@@ -191,8 +191,13 @@ def variants(runs: pd.DataFrame) -> list[str]:
         param_sets = list(group["params"])
         varying = sorted({k for p in param_sets for k in p if any(q.get(k) != p.get(k) for q in param_sets)})
         for idx, params in zip(group.index, param_sets):
-            out[runs.index.get_loc(idx)] = ", ".join(f"{k}={params.get(k)}" for k in varying)
+            out[runs.index.get_loc(idx)] = ", ".join(f"{k}={short_value(params.get(k))}" for k in varying)
     return out
+
+
+def short_value(value: Any) -> str:
+    """A param as a label: tuned floats to 4 significant digits (lr=0.001988, not 0.0019877829531090205)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def summary_mask(runs: pd.DataFrame) -> pd.Series:

@@ -269,9 +269,10 @@ def test_hyperparameter_variants_are_not_averaged_together(tmp_path):
     records = [ok_record("lora", seed, acc, trainable=10, total=100, train_s=1.0, memory_mb=10)
                for seed, acc in [(0, 0.8), (1, 0.82)]]
     other = ok_record("lora", 0, 0.6, trainable=10, total=100, train_s=1.0, memory_mb=10)
-    other.update(run_id="lora-0-lr3", params={"lr": 3e-4, "epochs": 2})
+    other.update(run_id="lora-0-lr3", params={"lr": 0.00019877829531090205, "epochs": 2})
     table = summary.summary_table(summary.runs_frame(records + [other]))
-    assert table[["variant", "n_seeds"]].values.tolist() == [["lr=5e-05", 2], ["lr=0.0003", 1]]
+    # a tuned float is labelled to 4 significant digits
+    assert table[["variant", "n_seeds"]].values.tolist() == [["lr=5e-05", 2], ["lr=0.0001988", 1]]
 
 
 def test_only_failed_runs_still_render(tmp_path):
