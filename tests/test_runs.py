@@ -101,7 +101,9 @@ def test_ctrl_c_cancels_the_running_run_and_keeps_finished_records(tmp_path, tin
         [sys.executable, "-m", "bench.cli", "run", "--strategies", "feature-extract,full-ft", "--model",
          str(tiny_bert), "--per-class", "40,10,20", "--param", "full-ft.epochs=200", "--param", "max_length=64",
          "--results-dir", str(results), "--no-report"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # a test session started in the background (`cmd &`) inherits SIGINT ignored; a terminal's bench has it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline and not any(r["strategy"] == "feature-extract" for r in iter_records(results)):
         time.sleep(0.5)
