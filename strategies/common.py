@@ -40,7 +40,6 @@ def load_classifier(path: str, ctx: RunContext, tokenizer, **kwargs):
     """AutoModelForSequenceClassification with a fresh head of len(labels) classes, in fp32
     (autocast does the bf16 math); the pad id is set so decoders find each row's last token."""
     from transformers import AutoModelForSequenceClassification
-
     from transformers.utils import logging as hf_logging
 
     labels = ctx.data.labels
