@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from bench.context import RunContext
 from bench.device import autocast, use_bf16
+from bench.dropout import use_fast_dropout
 from bench.tokens import Encoded
 
 MEGABATCH = 50  # batches per length-sorted chunk: similar lengths together, order still random
@@ -116,6 +117,11 @@ def fit(model, train: Encoded, val: Encoded, ctx: RunContext, settings: TrainSet
     from transformers import get_linear_schedule_with_warmup
 
     device, bf16 = ctx.device, use_bf16(ctx.device, ctx.precision)
+    if device == "cpu":
+        modules, attention = use_fast_dropout(model)
+        if modules or attention:
+            ctx.tracker.log(f"dropout masks drawn with numpy on the CPU: {modules} dropout module(s)"
+                            + (" and the attention" if attention else ""))
     weights = None
     if settings.class_weights:
         weights = torch.tensor(ctx.data.class_weights(), dtype=torch.float32, device=device)
