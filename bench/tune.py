@@ -531,9 +531,10 @@ def _loop(search: Search, args) -> int:
     return 0 if any(r.state != "FAIL" for r in results) else 1
 
 
-def epoch_reporter(study_info: dict) -> Callable[[dict], None] | None:
+def epoch_reporter(study_info: dict, epochs: int | None = None) -> Callable[[dict], None] | None:
     """In the worker: report each epoch's validation balanced accuracy to this run's trial (the same
-    storage and trial the parent asked for) and raise Pruned when the pruner says so."""
+    storage and trial the parent asked for) and raise Pruned when the pruner says so -- except at the
+    last of `epochs`: pruning there would save no work and only throw a finished trial's value away."""
     if study_info.get("pruner", "none") == "none":
         return None
     import optuna
@@ -550,7 +551,7 @@ def epoch_reporter(study_info: dict) -> Callable[[dict], None] | None:
             return
         epoch = int(entry["epoch"])
         trial.report(float(value), step=epoch)
-        if trial.should_prune():
+        if (epochs is None or epoch < int(epochs)) and trial.should_prune():
             raise Pruned(f"pruned at epoch {epoch}: validation balanced accuracy {float(value):.3f} "
                          "is below the median of earlier trials at that epoch")
 

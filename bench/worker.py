@@ -55,7 +55,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     if spec.study:
         from bench.tune import epoch_reporter
 
-        on_epoch = epoch_reporter(spec.study)
+        on_epoch = epoch_reporter(spec.study, spec.params.get("epochs"))
     tracker = Tracker(on_epoch=on_epoch, quiet=quiet)
     strategy = get_strategy(spec.strategy)
     params = strategy.Params(**spec.params)

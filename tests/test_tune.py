@@ -101,6 +101,19 @@ def test_epoch_reporter_prunes_a_run_below_the_median(tmp_path):
     assert tune.epoch_reporter({**info, "trial_id": bad._trial_id, "pruner": "none"}) is None
 
 
+def test_epoch_reporter_never_prunes_at_the_last_epoch(tmp_path):
+    """Pruning a trial at its last epoch saves no work; its value is recorded instead."""
+    url = tune.default_storage(tmp_path)
+    study = optuna.create_study(study_name="s", storage=tune.open_storage(url), direction="maximize")
+    fake_history(study, 0.9)
+    bad = study.ask()
+    report = tune.epoch_reporter({"name": "s", "storage": url, "pruner": "median", "trial_id": bad._trial_id},
+                                 epochs=2)
+    report({"epoch": 1, "val_balanced_accuracy": 0.1})
+    report({"epoch": 2, "val_balanced_accuracy": 0.1})  # below the median, but the last epoch
+    assert load_fresh(url, "s").trials[bad.number].intermediate_values == {1: 0.1, 2: 0.1}
+
+
 def load_fresh(url: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=tune.open_storage(url))
 
