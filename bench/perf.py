@@ -89,6 +89,14 @@ def _fmt(x, spec=".1f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _mfu_note(run: dict) -> str:
+    """Training MFU where the run trained its model, else the forward passes' (zero-shot, feature-extract)."""
+    for phase in ("train", "eval"):
+        if run.get(f"{phase}_mfu") is not None:
+            return f"{phase} MFU {run[f'{phase}_mfu']:.3f}"
+    return ""
+
+
 def _children_cpu_s() -> float:
     """User + system CPU seconds of this process's finished children (the runs we waited for)."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -401,6 +409,7 @@ def profile_step(strategy: str, args, top: int = 10) -> dict[str, Any]:
     from bench.data import prepare
     from bench.datasets import DatasetOptions, load_raw
     from bench.device import autocast, resolve_device, use_bf16
+    from bench.dropout import use_fast_dropout
     from bench.models import resolve_model
     from bench.plan import per_class_for
     from bench.config import Experiment
@@ -428,6 +437,8 @@ def profile_step(strategy: str, args, top: int = 10) -> dict[str, Any]:
         from strategies.peft_common import add_lora
 
         model = add_lora(model, p, log=lambda *_: None)
+    if device == "cpu":  # as bench.training.fit does
+        use_fast_dropout(model)
     model.train()
     enc = encode(tokenizer, data.train.texts, data.train.labels, p.max_length)
     settings = TrainSettings(p.lr, p.epochs, p.batch_size, p.weight_decay, p.warmup_ratio)
@@ -521,7 +532,7 @@ def print_table(report: dict) -> None:
             for i, r in enumerate(leg["runs"]):
                 rows.append((name if i == 0 else "", f"{r['strategy']} [{r['model']}]", _fmt(r["wall_s"]),
                              _fmt(r.get("cpu_s")), _fmt(r.get("accuracy"), ".3f"), "",
-                             f"train MFU {_fmt(r.get('train_mfu'), '.3f')}" if r["status"] == "ok" else failed(r)))
+                             _mfu_note(r) if r["status"] == "ok" else failed(r)))
             rows.append(("", "total (with report)", _fmt(leg["total_s"]), "", _fmt(leg.get("best_accuracy"), ".3f"),
                          "", f"best: {leg.get('best_strategy')}"))
         elif name == "profile":

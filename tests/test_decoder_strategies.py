@@ -235,9 +235,15 @@ def test_target_modules_and_head_are_detected(task, tiny_llama, tiny_bert):
     assert_only_adapters_and_head_train(add_lora(bert, LoRAParams(r=4), log=lambda _: None), "classifier")
 
 
-def test_lora_run_on_a_decoder(task, tiny_llama):
+def test_lora_run_on_a_decoder(task, tiny_llama, monkeypatch):
+    import bench.training
+
+    swaps = []
+    real = bench.training.use_fast_dropout
+    monkeypatch.setattr(bench.training, "use_fast_dropout", lambda m: swaps.append(real(m)) or swaps[-1])
     ctx = context(task, tiny_llama)
     result = LoRA().run(ctx, LoRAParams(r=4, alpha=8, epochs=2, batch_size=8, max_length=16))
+    assert swaps and swaps[0][0] >= 2  # training on the CPU drew the adapters' dropout masks with numpy
     assert len(result.predictions) == len(result.baseline_predictions) == len(task.test)
     assert 0 < result.trainable_params < result.total_params
     assert result.extra_cost["adapter_bytes"] > result.trainable_params * 4  # fp32 weights plus config

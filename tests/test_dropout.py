@@ -90,14 +90,15 @@ def test_use_fast_dropout_swaps_modules_and_attention_and_leaves_eval_unchanged(
                            model(input_ids=ids, attention_mask=mask).logits)
 
 
-def test_gradient_checkpointing_recomputes_the_same_masks():
+@pytest.mark.parametrize("reentrant", [True, False])  # qlora uses the non-reentrant one
+def test_gradient_checkpointing_recomputes_the_same_masks(reentrant):
     ids, labels = torch.randint(5, 100, (4, 10)), torch.tensor([0, 1, 2, 1])
     grads = []
     for checkpointing in (False, True):
         model = _tiny_bert()
         use_fast_dropout(model)
         if checkpointing:
-            model.gradient_checkpointing_enable()
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
         model.train()
         torch.manual_seed(7)
         F.cross_entropy(model(input_ids=ids).logits, labels).backward()
