@@ -104,6 +104,6 @@ def use_fast_dropout(model) -> tuple[int, bool]:
     if (config is not None and getattr(config, "_attn_implementation", None) == "sdpa"
             and _attention_dropout(config) > 0 and hasattr(base, "set_attn_implementation")):
         _register_attention()
-        base.set_attn_implementation(ATTENTION_NAME)
-        return swapped, True
+        base.set_attn_implementation(ATTENTION_NAME)  # a model that cannot switch keeps SDPA (and says so)
+        return swapped, base.config._attn_implementation == ATTENTION_NAME
     return swapped, False
