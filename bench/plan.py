@@ -8,6 +8,7 @@ from bench.data import parse_per_class, prepare
 from bench.datasets import DatasetOptions, load_raw, source_for
 from bench.device import resolve_device
 from bench.errors import BenchError
+from bench.kernels import SpeedParams, check_speed_params
 from bench.models import resolve_model
 
 
@@ -52,11 +53,14 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
         model_name = exp.models.get(strat.name) or exp.model or strat.default_model
         if model_name not in resolved_models:
             resolved_models[model_name] = resolve_model(model_name)
-        overrides = {k: v for k, v in exp.params.get("*", {}).items()
-                     if k in strat.Params.__dataclass_fields__}
+        overrides = dict(strat.gpu_defaults) if device.startswith("cuda") else {}
+        overrides.update({k: v for k, v in exp.params.get("*", {}).items()
+                          if k in strat.Params.__dataclass_fields__})
         overrides.update(exp.params.get(strat.name, {}))
         params = coerce_params(strat, overrides)
         strat.check(strat.Params(**params), resolved_models[model_name])
+        if issubclass(strat.Params, SpeedParams):
+            check_speed_params(strat.Params(**params), device, strat.name)
         for seed in exp.seeds:
             specs.append(RunSpec(strat.name, model_name, exp.dataset, options.to_dict(), list(per_class),
                                  exp.test_from, seed, params, device, exp.precision))

@@ -29,6 +29,7 @@ class TrainSettings:
     class_weights: bool = False
     eval_batch_size: int = 32
     max_grad_norm: float = 1.0
+    max_tokens_per_batch: int = 0  # > 0: batches of up to this many padded tokens, not batch_size rows
 
 
 def pad_batch(rows: list[list[int]], pad_id: int, device: str) -> dict[str, torch.Tensor]:
@@ -51,6 +52,28 @@ def train_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
         part = order[s: s + chunk]
         part = part[np.argsort(-lengths[part], kind="stable")]
         batches += [part[i: i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def token_budget_batches(lengths: np.ndarray, max_tokens: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches by a token budget (a GPU's work per step is its padded tokens, not its rows): shuffle,
+    sort each chunk by length (longest first), cut each batch where rows x its longest row would pass
+    `max_tokens`, shuffle the batches. Every row exactly once; a row longer than the budget on its own
+    is a batch of one (max_length bounds it)."""
+    order = rng.permutation(len(lengths))
+    if not len(order):
+        return []
+    rows_per_batch = max(1, max_tokens // max(1, int(np.ceil(lengths.mean()))))
+    chunk = rows_per_batch * MEGABATCH
+    batches = []
+    for s in range(0, len(order), chunk):
+        part = order[s: s + chunk]
+        part = part[np.argsort(-lengths[part], kind="stable")]
+        start = 0
+        while start < len(part):
+            take = max(1, max_tokens // max(1, int(lengths[part[start]])))  # the first row is the longest
+            batches.append(part[start: start + take])
+            start += take
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -126,18 +149,27 @@ def fit(model, train: Encoded, val: Encoded, ctx: RunContext, settings: TrainSet
     if settings.class_weights:
         weights = torch.tensor(ctx.data.class_weights(), dtype=torch.float32, device=device)
     optimizer, trainable = make_optimizer(model, settings)
-    steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
+    lengths = train.lengths()
+    budget_plan = None
+    if settings.max_tokens_per_batch:  # batch counts vary: draw every epoch's batches up front
+        budget_rng = np.random.default_rng(ctx.seed)
+        budget_plan = [token_budget_batches(lengths, settings.max_tokens_per_batch, budget_rng)
+                       for _ in range(settings.epochs)]
+        steps = sum(len(b) for b in budget_plan)
+        ctx.tracker.log(f"token-budget batches: {steps} steps of <= {settings.max_tokens_per_batch} padded tokens")
+    else:
+        steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * steps), steps)
     rng = np.random.default_rng(ctx.seed)
     torch.manual_seed(ctx.seed)
-    lengths = train.lengths()
     best_key, best_state = None, None
     for epoch in range(1, settings.epochs + 1):
         model.train()
         loss_sum, seen = 0.0, 0
         with ctx.tracker.phase("train"):
             bar = ctx.tracker.progress(total=len(train), desc=f"epoch {epoch}/{settings.epochs}", unit="ex")
-            for idx in train_batches(lengths, settings.batch_size, rng):
+            batches = budget_plan[epoch - 1] if budget_plan else train_batches(lengths, settings.batch_size, rng)
+            for idx in batches:
                 batch = pad_batch([train.input_ids[i] for i in idx], pad_id, device)
                 labels = torch.as_tensor(train.labels[idx], device=device)
                 with autocast(device, bf16):

@@ -36,6 +36,9 @@ class Strategy:
     description: ClassVar[str]
     default_model: ClassVar[str]
     Params: ClassVar[type]  # a dataclass; every field has a default
+    # Params fields whose default differs on a CUDA device; bench.plan applies them where the
+    # resolved device is CUDA and the user gave no value, so the record shows what ran
+    gpu_defaults: ClassVar[dict[str, Any]] = {}
 
     def search_space(self, trial: "optuna.Trial") -> dict[str, Any]:
         """Suggest hyperparameters for one Optuna trial; returns overrides of Params' fields."""

@@ -36,12 +36,17 @@ def encode_splits(ctx: RunContext, tokenizer, max_length: int) -> EncodedSplits:
                              encode(tokenizer, ctx.eval.texts, ctx.eval.labels, max_length))
 
 
-def load_classifier(path: str, ctx: RunContext, tokenizer, **kwargs):
-    """AutoModelForSequenceClassification with a fresh head of len(labels) classes, in fp32
-    (autocast does the bf16 math); the pad id is set so decoders find each row's last token."""
+def load_classifier(path: str, ctx: RunContext, tokenizer, dtype=None, **kwargs):
+    """AutoModelForSequenceClassification with a fresh head of len(labels) classes, loaded in
+    `dtype` (fp32 unless told: transformers 5 would otherwise keep a bf16 checkpoint, every real
+    Llama 3, in bf16), straight onto a CUDA device (no host copy of the weights); the pad id is set
+    so decoders find each row's last token. What trains is cast to fp32 by `keep_trainable_fp32`."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    kwargs["dtype"] = torch.float32 if dtype is None else dtype
+    if ctx.device.startswith("cuda"):
+        kwargs.setdefault("device_map", {"": ctx.device})
     labels = ctx.data.labels
     torch.manual_seed(ctx.seed)  # the new head's initialization is part of the run
     # transformers prints a load-report table for the head the checkpoint lacks: expected here,
@@ -59,20 +64,60 @@ def load_classifier(path: str, ctx: RunContext, tokenizer, **kwargs):
     return model
 
 
+def keep_trainable_fp32(model) -> int:
+    """Cast every trainable parameter that is not fp32 to fp32, in place; returns how many were cast.
+
+    The mixed-precision policy of every trained strategy: the weights AdamW updates (heads, LoRA
+    adapters, all of full-ft) stay fp32 and bf16 autocast does the math. An update smaller than
+    half a bf16 ulp rounds away: one AdamW step at lr 1e-5 left most of a bf16 head unchanged
+    (issue 11). peft's modules_to_save copies the head in the base's dtype, hence the cast here."""
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+            cast += 1
+    return cast
+
+
+def dtype_name(param) -> str:
+    if type(param).__name__ == "Params4bit":  # bitsandbytes packs two 4-bit values per uint8
+        return f"nf4 (packed {str(param.dtype).removeprefix('torch.')})"
+    return str(param.dtype).removeprefix("torch.")
+
+
+def precision_policy(model, bf16: bool) -> dict:
+    """What the record states about numerics: the autocast dtype, and parameter counts by dtype of
+    what trains and of what stays frozen (read off the model, not assumed)."""
+    trainable: dict[str, int] = {}
+    frozen: dict[str, int] = {}
+    for param in model.parameters():
+        side = trainable if param.requires_grad else frozen
+        side[dtype_name(param)] = side.get(dtype_name(param), 0) + param.numel()
+    return {"compute": "bf16 autocast" if bf16 else "fp32", "trainable": trainable, "frozen": frozen}
+
+
 def train_and_evaluate(ctx: RunContext, model, tokenizer, p, extra_cost=None) -> StrategyResult:
     """The sequence every fine-tuning strategy shares: the untrained model (random head) on the
     eval split as the baseline, training with per-epoch validation (best epoch kept), then the
     trained model on the eval split. `p` carries max_length and the TrainSettings fields;
     `extra_cost(model)` adds strategy-specific cost figures (e.g. adapter size)."""
+    from bench.device import use_bf16
+
+    cast = keep_trainable_fp32(model)
+    if cast:
+        ctx.tracker.log(f"{cast} trainable tensor(s) cast to fp32 (autocast does the bf16 math)")
+    policy = precision_policy(model, use_bf16(ctx.device, ctx.precision))
     data = encode_splits(ctx, tokenizer, p.max_length)
     pad = pad_id_of(tokenizer)
     # its own phase, so the eval phase's time matches the eval tokens counted (tokens/s and MFU)
     with ctx.tracker.phase("baseline"):
         baseline, _ = predict(model, data.eval, ctx, pad, desc="baseline (untrained head)", count_as=None)
-    settings = TrainSettings(p.lr, p.epochs, p.batch_size, p.weight_decay, p.warmup_ratio, p.class_weights)
+    settings = TrainSettings(p.lr, p.epochs, p.batch_size, p.weight_decay, p.warmup_ratio, p.class_weights,
+                             max_tokens_per_batch=getattr(p, "max_tokens_per_batch", 0) or 0)
     fit(model, data.train, data.val, ctx, settings, pad, len(ctx.data.labels))
     with ctx.tracker.phase("eval"):
         preds, _ = predict(model, data.eval, ctx, pad)
     trainable, total = count_params(model)
+    cost = {"precision": policy, **(extra_cost(model) if extra_cost else {})}
     return StrategyResult(preds.tolist(), trainable, total, baseline_predictions=baseline.tolist(),
-                          extra_cost=extra_cost(model) if extra_cost else {})
+                          extra_cost=cost)

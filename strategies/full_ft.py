@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.context import RunContext
+from bench.kernels import SpeedParams, apply_speed_params, load_kwargs
 from strategies.base import Strategy, StrategyResult
 from strategies.common import load_classifier, load_tokenizer, train_and_evaluate
 
 
 @dataclass
-class FullFTParams:
+class FullFTParams(SpeedParams):
     """CPU-sized defaults: on MiniLM with the default BBC News split (300 train rows), 2 epochs at
     lr 2e-4 and 128 tokens reached 0.945 test accuracy in 91 s; 4 epochs at lr 1e-4 and 256 tokens
     reached 0.950 in 291 s."""
@@ -43,5 +44,6 @@ class FullFineTune(Strategy):
         with ctx.tracker.phase("load"):
             path = ctx.model_path()
             tokenizer = load_tokenizer(path)
-            model = load_classifier(path, ctx, tokenizer).to(ctx.device)
+            model = load_classifier(path, ctx, tokenizer, **load_kwargs(p)).to(ctx.device)
+            model = apply_speed_params(model, p, log=ctx.tracker.log)
         return train_and_evaluate(ctx, model, tokenizer, p)

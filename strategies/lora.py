@@ -4,9 +4,23 @@
 from __future__ import annotations
 
 from bench.context import RunContext
+from bench.kernels import apply_speed_params, load_kwargs
 from strategies.base import Strategy, StrategyResult
 from strategies.common import load_classifier, load_tokenizer
-from strategies.peft_common import LoRAParams, add_lora, check_lora_params, lora_search_space, train_and_evaluate
+from strategies.peft_common import GPU_DEFAULTS, LoRAParams, add_lora, check_lora_params, lora_search_space, train_and_evaluate
+
+
+def frozen_dtype(ctx: RunContext):
+    """The frozen base's dtype: bf16 on a CUDA GPU under bf16 autocast (half the memory of fp32, and
+    autocast has nothing to cast), fp32 elsewhere (the CPU runs as before). The adapters and the head
+    train in fp32 either way (common.keep_trainable_fp32)."""
+    import torch
+
+    from bench.device import use_bf16
+
+    if ctx.device.startswith("cuda") and use_bf16(ctx.device, ctx.precision):
+        return torch.bfloat16
+    return torch.float32
 
 
 class LoRA(Strategy):
@@ -14,6 +28,7 @@ class LoRA(Strategy):
     description = "peft LoRA adapters on the attention projections plus a trained head"
     default_model = "smollm2"
     Params = LoRAParams
+    gpu_defaults = GPU_DEFAULTS
 
     def search_space(self, trial):
         return lora_search_space(trial)
@@ -25,6 +40,7 @@ class LoRA(Strategy):
         with ctx.tracker.phase("load"):
             path = ctx.model_path()
             tokenizer = load_tokenizer(path)
-            model = load_classifier(path, ctx, tokenizer).to(ctx.device)
+            model = load_classifier(path, ctx, tokenizer, dtype=frozen_dtype(ctx), **load_kwargs(p)).to(ctx.device)
             model = add_lora(model, p, log=ctx.tracker.log)
+            model = apply_speed_params(model, p, log=ctx.tracker.log)
         return train_and_evaluate(ctx, p, model, tokenizer)

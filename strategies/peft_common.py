@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.context import RunContext
 from bench.errors import BenchError
+from bench.kernels import SpeedParams
 from strategies import common
 from strategies.base import StrategyResult
 
@@ -19,7 +20,7 @@ ATTENTION_PROJECTIONS = (("q_proj", "k_proj", "v_proj", "o_proj"), ("query", "ke
 
 
 @dataclass
-class LoRAParams:
+class LoRAParams(SpeedParams):
     """CPU-sized defaults, so that a default `bench run` fits in ~10 minutes on 2 cores. Measured on
     SmolLM2 with the default BBC News split (300 train rows; test accuracy, whole run time):
     1 epoch at 64 tokens: lr 1e-3 0.785 (147 s), 2e-3 0.910 (132 s), 3e-3 0.935 (141 s);
@@ -38,6 +39,13 @@ class LoRAParams:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     class_weights: bool = False
+
+
+# Applied where the run's device is CUDA and the user set no value (bench.plan): the seed's 512-token
+# limit, and batches of up to 4,096 padded tokens instead of 8 rows. Provisional, from the plain HF
+# stack on an H100 (issue 11: throughput stops rising at about 4,096 tokens a step; 8 rows of ~56
+# AG News tokens leave the GPU waiting); not yet measured with the suite itself.
+GPU_DEFAULTS = {"max_length": 512, "max_tokens_per_batch": 4096}
 
 
 def lora_search_space(trial) -> dict[str, Any]:

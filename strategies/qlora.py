@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from bench.context import RunContext
 from bench.errors import BenchError
+from bench.kernels import apply_speed_params, load_kwargs
 from strategies.base import Strategy, StrategyResult
 from strategies.common import load_classifier, load_tokenizer
-from strategies.peft_common import (LoRAParams, add_lora, check_lora_params, classifier_head_names,
+from strategies.peft_common import (GPU_DEFAULTS, LoRAParams, add_lora, check_lora_params, classifier_head_names,
                                     lora_search_space, train_and_evaluate)
 
 MIN_BITSANDBYTES = "0.47"  # the first release with a CPU backend for 4-bit NF4
@@ -35,6 +36,7 @@ class QLoRA(Strategy):
     description = "base quantized to 4-bit NF4 (double quantization, bitsandbytes) plus LoRA and a trained head"
     default_model = "smollm2"
     Params = QLoRAParams
+    gpu_defaults = GPU_DEFAULTS
 
     def search_space(self, trial):
         return lora_search_space(trial)
@@ -48,10 +50,11 @@ class QLoRA(Strategy):
             require_4bit_backend(ctx.device)
             path = ctx.model_path()
             tokenizer = load_tokenizer(path)
-            model = load_4bit_classifier(ctx, path, tokenizer)
+            model = load_4bit_classifier(ctx, path, tokenizer, **load_kwargs(p))
             footprint_mb = model.get_memory_footprint() / 2**20
             model = prepare_for_training(model, p.gradient_checkpointing)
             model = add_lora(model, p, log=ctx.tracker.log)
+            model = apply_speed_params(model, p, log=ctx.tracker.log)
         result = train_and_evaluate(ctx, p, model, tokenizer)
         result.extra_cost["quantized_footprint_mb"] = round(footprint_mb, 3)
         return result
@@ -91,10 +94,12 @@ def require_4bit_backend(device: str) -> None:
                          f"({type(exc).__name__}: {str(exc)[:120]}); use a CUDA GPU or {INSTALL}") from None
 
 
-def load_4bit_classifier(ctx: RunContext, path: str, tokenizer):
+def load_4bit_classifier(ctx: RunContext, path: str, tokenizer, **kwargs):
     """The sequence-classification model with its linear layers in 4-bit NF4, the head excepted."""
     config = nf4_config(ctx, head_names_before_loading(path, len(ctx.data.labels)))
-    return load_classifier(path, ctx, tokenizer, quantization_config=config, device_map={"": ctx.device})
+    # fp32 for what is not 4-bit (peft's k-bit recipe casts it to fp32 anyway), straight onto the
+    # device: transformers 5 streams the checkpoint tensor by tensor, so the host holds no full copy
+    return load_classifier(path, ctx, tokenizer, quantization_config=config, device_map={"": ctx.device}, **kwargs)
 
 
 def head_names_before_loading(path: str, n_labels: int) -> list[str]:
