@@ -77,6 +77,28 @@ ALIASES: dict[str, PackagedModel] = {
 }
 
 
+# Hub models under a short name; usable offline from the local Hugging Face cache, or pass the
+# folder holding their files as --model PATH.
+HUB_ALIASES: dict[str, tuple[str, str]] = {
+    "llama3-8b": ("meta-llama/Meta-Llama-3-8B", "Meta-Llama-3-8B, 8.0B params (gated on the Hub; a GPU model)"),
+}
+
+# Known architectures for `random:NAME`: the config of the real model, random weights (as
+# optimum-benchmark's no_weights), to measure time and memory where the weights are unreachable.
+# The SmolLM2 package's tokenizer serves (its ids fit any of these vocabularies).
+RANDOM_ARCHITECTURES: dict[str, dict] = {
+    "llama3-8b": dict(model_type="llama", hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
+                      num_key_value_heads=8, intermediate_size=14336, vocab_size=128256, rope_theta=500000.0,
+                      max_position_embeddings=8192, rms_norm_eps=1e-5, hidden_act="silu",
+                      tie_word_embeddings=False, bos_token_id=128000, eos_token_id=128001),
+    "llama-tiny": dict(model_type="llama", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, intermediate_size=128, vocab_size=49152, rope_theta=500000.0,
+                       max_position_embeddings=1024, rms_norm_eps=1e-5, hidden_act="silu",
+                       tie_word_embeddings=False),
+}
+RANDOM_PREFIX = "random:"
+
+
 @dataclass
 class ModelRef:
     """A resolved model: what the record stores under `model`, plus how to get its files."""
@@ -88,12 +110,21 @@ class ModelRef:
     gguf: bool = False
     extra: dict = field(default_factory=dict)
 
+    @property
+    def random_weights(self) -> bool:
+        return bool(self.extra.get("random_weights"))
+
     def record(self) -> dict:
-        return {"name": self.name, "source": self.source, "provenance": self.provenance,
-                "architecture": self.architecture}
+        rec = {"name": self.name, "source": self.source, "provenance": self.provenance,
+               "architecture": self.architecture}
+        if self.random_weights:  # the report shows time and memory of such runs, never accuracy
+            rec["random_weights"] = True
+        return rec
 
     def local_path(self, log: Callable[[str], None] = print) -> str:
         """A folder (or Hub id) that `from_pretrained` loads with no further conversion."""
+        if self.random_weights:
+            return str(random_model_folder(self.extra["architecture_name"], log))
         if self.gguf:
             return str(_dequantized_copy(Path(self.source), log))
         return self.source
@@ -104,6 +135,13 @@ class ModelRef:
 
 def resolve_model(name: str) -> ModelRef:
     """Check that a model can be had, without loading it. Raises BenchError with the fix."""
+    if name.startswith(RANDOM_PREFIX):
+        return _resolve_random(name)
+    if name in HUB_ALIASES:
+        repo_id, _ = HUB_ALIASES[name]
+        ref = _resolve_hub(repo_id, alias=name)
+        ref.name = name
+        return ref
     if name in ALIASES:
         m = ALIASES[name]
         ok, how = m.available()
@@ -123,7 +161,64 @@ def resolve_model(name: str) -> ModelRef:
     return _resolve_hub(name)
 
 
-def _resolve_hub(repo_id: str) -> ModelRef:
+def _resolve_random(name: str) -> ModelRef:
+    arch = name[len(RANDOM_PREFIX):]
+    if arch not in RANDOM_ARCHITECTURES:
+        raise BenchError(f"model '{name}': no such architecture for random weights; "
+                         f"use one of {', '.join(RANDOM_PREFIX + a for a in RANDOM_ARCHITECTURES)}")
+    tok = ALIASES["smollm2"]
+    ok, how = tok.available()
+    if not ok:
+        raise BenchError(f"model '{name}' takes its tokenizer from the SmolLM2 package: {how}")
+    real = HUB_ALIASES.get(arch, (arch,))[0]
+    return ModelRef(name, name, f"random weights in the shape of {real} (config embedded in bench/models.py), "
+                    f"SmolLM2's tokenizer: time and memory only", "decoder",
+                    extra={"random_weights": True, "architecture_name": arch})
+
+
+def random_model_folder(arch: str, log: Callable[[str], None] = print) -> Path:
+    """Build `random:ARCH` once into the cache (config, random bf16 weights, SmolLM2's tokenizer) and
+    return its folder. On a CUDA GPU the weights are initialized on the GPU in bf16 (no host copy of
+    all of them: save_pretrained moves one tensor at a time); a folder keeps every strategy's own
+    loading path (4-bit quantization included) and the hand-written side of `bench perf` unchanged."""
+    import hashlib
+
+    spec = RANDOM_ARCHITECTURES[arch]
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+    target = cache_root() / "models" / f"random-{arch}-{digest}"
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    log(f"building random:{arch} on {device} in bf16 (once; cached in {target}) ...")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".random-", dir=target.parent))
+    try:
+        config = AutoConfig.for_model(**spec)
+        torch.manual_seed(0)  # the same weights on every machine of the same kind
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        model.save_pretrained(tmp, max_shard_size="2GB")
+        del model
+        gguf = package_dir(ALIASES["smollm2"].package) / ALIASES["smollm2"].relpath
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process built it first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return target
+
+
+def _resolve_hub(repo_id: str, alias: str | None = None) -> ModelRef:
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(repo_id, "config.json")
@@ -131,6 +226,10 @@ def _resolve_hub(repo_id: str) -> ModelRef:
         return ModelRef(repo_id, repo_id, f"Hugging Face Hub {repo_id} (local cache)",
                         _architecture_of(Path(cached).parent))
     hint = f"use an offline alias ({', '.join(ALIASES)}) or a local folder"
+    if alias:
+        hint = (f"'{alias}' is {repo_id} on the Hub: `huggingface-cli login` after accepting its licence "
+                f"(and keep it in the local cache), or pass the folder of its files as --model PATH, or use "
+                f"--model random:{alias} to measure time and memory with random weights")
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         raise BenchError(f"model '{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE=1; {hint}")
     try:
@@ -191,4 +290,10 @@ def _dequantized_copy(gguf: Path, log: Callable[[str], None]) -> Path:
 
 def alias_status() -> list[tuple[str, bool, str, str]]:
     """(alias, available, how, description) for `bench list`."""
-    return [(a, *m.available(), m.description) for a, m in ALIASES.items()]
+    rows = [(a, *m.available(), m.description) for a, m in ALIASES.items()]
+    rows += [(a, False, f"Hub {repo}, or its local cache", desc) for a, (repo, desc) in HUB_ALIASES.items()]
+    smol_ok, smol_how = ALIASES["smollm2"].available()
+    rows += [(RANDOM_PREFIX + a, smol_ok, "random weights, built once; time and memory only" if smol_ok else smol_how,
+              f"{a}-shaped model ({spec['num_hidden_layers']} layers, hidden {spec['hidden_size']})")
+             for a, spec in RANDOM_ARCHITECTURES.items()]
+    return rows

@@ -345,7 +345,9 @@ def run_row(record: dict, run: pd.Series) -> dict[str, Any]:
         "seed": "—" if seed is None else str(seed), "seed_value": sort_value(summary.number(seed)),
         "status": run["status"], "split": split,
         "params": ", ".join(f"{k}={v}" for k, v in run["params"].items()),
-        "accuracy": cost_text(run["accuracy"], fmt_score), "accuracy_value": sort_value(run["accuracy"]),
+        "accuracy": ("random weights: time and memory only" if run.get("random_weights") is True
+                     else cost_text(run["accuracy"], fmt_score)),
+        "accuracy_value": sort_value(run["accuracy"]),
         "time": cost_text(run["total_time_s"], fmt_seconds), "time_value": sort_value(run["total_time_s"]),
         "run_id": run["run_id"], "error": None if error is None else str(error),
         "details": json.dumps(details, indent=2, sort_keys=True, default=str),

@@ -81,6 +81,9 @@ def describe(o: Outcome) -> str:
     if o.status != "ok":
         return f"{o.status.upper()}: {rec.get('error')}"
     m, c = rec["metrics"], rec["cost"]
+    if (rec.get("model") or {}).get("random_weights"):
+        return (f"ok  random weights: time and memory only, {c['time_s']['total']:.0f} s, "
+                f"peak RSS {c['peak_rss_mb']:.0f} MB, trainable {c['trainable_params']:,}")
     base = rec.get("baseline")
     before = f" (untrained {base['accuracy']:.3f})" if base else ""
     return (f"ok  accuracy {m['accuracy']:.3f}{before}, balanced {m['balanced_accuracy']:.3f}, "

@@ -121,6 +121,9 @@ def flatten(record: dict) -> dict[str, Any]:
     study = record.get("study") if isinstance(record.get("study"), dict) else {}
     params = record.get("params") if isinstance(record.get("params"), dict) else {}
     error = record.get("error")
+    # a model with random weights (random:NAME) measures time and memory; its accuracy is no result
+    random_weights = dig(record, "model", "random_weights") is True
+    scored = {} if random_weights else record
     return {
         "run_id": str(record.get("run_id", "?")),
         "status": str(record.get("status", "?")),
@@ -138,12 +141,13 @@ def flatten(record: dict) -> dict[str, Any]:
         "params": params,
         "params_key": params_key(params),
         "labels": labels_of(record),
-        "accuracy": number(dig(record, "metrics", "accuracy")),
-        "balanced_accuracy": number(dig(record, "metrics", "balanced_accuracy")),
-        "macro_f1": number(dig(record, "metrics", "macro_f1")),
-        "baseline_accuracy": number(dig(record, "baseline", "accuracy")),
-        "metrics": record.get("metrics") if isinstance(record.get("metrics"), dict) else {},
-        "history": record.get("history") if isinstance(record.get("history"), list) else [],
+        "random_weights": random_weights,
+        "accuracy": number(dig(scored, "metrics", "accuracy")),
+        "balanced_accuracy": number(dig(scored, "metrics", "balanced_accuracy")),
+        "macro_f1": number(dig(scored, "metrics", "macro_f1")),
+        "baseline_accuracy": number(dig(scored, "baseline", "accuracy")),
+        "metrics": scored.get("metrics") if isinstance(scored.get("metrics"), dict) else {},
+        "history": scored.get("history") if isinstance(scored.get("history"), list) else [],
         "trainable_params": number(dig(cost, "trainable_params")),
         "total_params": number(dig(cost, "total_params")),
         "memory_mb": memory_mb,
