@@ -31,8 +31,14 @@ def cpu_name() -> str:
 
 
 def git_commit() -> str | None:
+    """The suite's own commit (+dirty), or None where ftbench is not itself a git checkout: git would
+    otherwise walk up and report whatever repository encloses the folder it was copied into."""
     root = Path(__file__).resolve().parent.parent
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True,
+                             text=True, timeout=5)
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root:
+            return None
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=5)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
