@@ -57,6 +57,12 @@ def add_arguments(p) -> None:
     p.add_argument("--legs", default=DEFAULT_LEGS,
                    help=f"comma-separated, from {', '.join(LEGS)} (default: {DEFAULT_LEGS}; "
                         "default-run takes minutes, profile is opt-in)")
+    p.add_argument("--model", help="model of the comparison legs (default: each strategy's default), e.g. "
+                   "random:llama3-8b; the hand-written side loads the same files")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda: both sides run there")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="both sides: bf16 autocast where the suite would use it (auto: where the device "
+                        "does bf16 natively)")
     p.add_argument("--dataset", default="bbc-news", help="dataset of the comparison legs (default bbc-news; "
                    "ag_news with --ag-news-dir has short texts of varied length)")
     p.add_argument("--ag-news-dir", help="local folder of the AG News CSV files")
@@ -75,7 +81,8 @@ def add_arguments(p) -> None:
                    help="override a suite hyperparameter, passed to the hand-written side too where it "
                         "has it, e.g. --param lora.batch_size=4 (repeatable)")
     p.add_argument("--repeats", type=int, default=1, help="run each comparison this many times, "
-                   "alternating which side goes first; the medians are reported (default 1)")
+                   "alternating which side goes first (an even number: each side pays a cold start "
+                   "equally often); the medians are reported (default 1)")
     p.add_argument("--output", default="reports/perf.json", help="JSON file of all figures "
                    "(default reports/perf.json)")
     p.add_argument("--keep", action="store_true", help="keep the temporary results/cache folders "
@@ -156,8 +163,21 @@ def suite_spec(strategy: str, args, overrides: dict[str, Any], results_dir: Path
     params.update(parse_param_flags(args.param).get(strategy, {}))
     exp = Experiment(strategies=[strategy], dataset=args.dataset, ag_news_dir=args.ag_news_dir,
                      per_class=args.per_class, seeds=[args.seed], params={strategy: params},
-                     results_dir=str(results_dir))
+                     results_dir=str(results_dir), model=getattr(args, "model", None),
+                     device=getattr(args, "device", "auto"), precision=getattr(args, "precision", "auto"))
     return plan(exp)[0]
+
+
+def handwritten_precision(spec) -> list[str]:
+    """The hand-written script's device and precision flags, equal to the suite's run: its device,
+    bf16 autocast where the suite autocasts, and the load dtype the suite uses (full-ft: fp32; lora:
+    a bf16 frozen base on CUDA under bf16, else fp32; the script keeps what trains in fp32 too)."""
+    from bench.device import use_bf16
+
+    bf16 = use_bf16(spec.device, spec.precision)
+    frozen_bf16 = spec.strategy == "lora" and spec.device.startswith("cuda") and bf16
+    return ["--device", spec.device, "--dtype", "bfloat16" if frozen_bf16 else "float32",
+            *(["--bf16"] if bf16 else [])]
 
 
 def run_suite(spec, ws: Workspace, cache_name: str, results_name: str, verbose: bool) -> dict[str, Any]:
@@ -278,7 +298,7 @@ def leg_trainer(strategy: str, args, ws: Workspace) -> dict[str, Any]:
             "--epochs", str(p["epochs"]), "--batch-size", str(p["batch_size"]),
             "--eval-batch-size", str(eval_bs), "--test-batch-size", str(eval_bs),
             "--max-length", str(p["max_length"]), "--weight-decay", str(p.get("weight_decay", 0.0)),
-            "--warmup-ratio", str(p.get("warmup_ratio", 0.0))]
+            "--warmup-ratio", str(p.get("warmup_ratio", 0.0)), *handwritten_precision(spec)]
     if strategy == "lora":
         targets = p.get("target_modules")
         if not targets:
@@ -291,7 +311,8 @@ def leg_trainer(strategy: str, args, ws: Workspace) -> dict[str, Any]:
                  "--lora-targets", ",".join(targets)]
     suite, hand = compare(lambda r: run_suite(spec, ws, f"{strategy}-{r}", f"{strategy}-{r}", args.verbose),
                           lambda r: run_script("handwritten_trainer.py", argv, args.verbose), args.repeats)
-    return {"leg": strategy, "model": spec.model, "params": p, "suite": suite, "handwritten": hand,
+    return {"leg": strategy, "model": spec.model, "device": spec.device, "precision": spec.precision,
+            "random_weights": ref.random_weights, "params": p, "suite": suite, "handwritten": hand,
             "ratio": _ratio(suite, hand), "ratio_cpu": _ratio(suite, hand, "cpu_s"),
             "accuracy_gap_points": _acc_gap(suite, hand),
             "model_conversion_s": round(convert_s, 2)}
@@ -428,8 +449,8 @@ def profile_step(strategy: str, args, top: int = 10) -> dict[str, Any]:
     exp = Experiment(dataset=args.dataset, ag_news_dir=args.ag_news_dir, per_class=args.per_class)
     data = prepare(load_raw(args.dataset, DatasetOptions(ag_news_dir=args.ag_news_dir)), per_class_for(exp), args.seed)
     ref = resolve_model(spec.model)
-    device = resolve_device("auto")
-    ctx = RunContext(data, ref, args.seed, device, Tracker(quiet=True))
+    device = spec.device
+    ctx = RunContext(data, ref, args.seed, device, Tracker(quiet=True), precision=spec.precision)
     path = ref.local_path(log=print)
     tokenizer = load_tokenizer(path)
     model = load_classifier(path, ctx, tokenizer).to(device)
@@ -445,7 +466,7 @@ def profile_step(strategy: str, args, top: int = 10) -> dict[str, Any]:
     optimizer, trainable = make_optimizer(model, settings)
     batches = train_batches(enc.lengths(), p.batch_size, np.random.default_rng(args.seed))
     pad = pad_id_of(tokenizer)
-    bf16 = use_bf16(device)
+    bf16 = use_bf16(device, spec.precision)
 
     def step(idx):
         batch = pad_batch([enc.input_ids[i] for i in idx], pad, device)
@@ -510,11 +531,15 @@ def print_table(report: dict) -> None:
         name = leg["leg"]
         if name in ("full-ft", "lora"):
             s, h = leg["suite"], leg["handwritten"]
+
+            def acc(side):  # random weights: an accuracy that is no result
+                return "random" if leg.get("random_weights") else _fmt(side.get("accuracy"), ".3f")
+
             rows.append((name, f"suite [{leg['model']}]", _fmt(s.get("wall_s")), _fmt(s.get("cpu_s")),
-                         _fmt(s.get("accuracy"), ".3f"), "", f"train MFU {_fmt(s.get('train_mfu'), '.3f')}"
+                         acc(s), "", f"train MFU {_fmt(s.get('train_mfu'), '.3f')}"
                          if s.get("status") == "ok" else failed(s)))
             rows.append(("", "hand-written Trainer", _fmt(h.get("wall_s")), _fmt(h.get("cpu_s")),
-                         _fmt(h.get("accuracy"), ".3f"), ratio(leg), "" if h.get("status") == "ok" else failed(h)))
+                         acc(h), ratio(leg), "" if h.get("status") == "ok" else failed(h)))
         elif name == "feature-extract":
             s, w, h = leg["suite"], leg["suite_warm"], leg["handwritten"]
             rows.append((name, "suite, cold cache", _fmt(s.get("wall_s")), _fmt(s.get("cpu_s")),
@@ -571,12 +596,13 @@ def main(args) -> int:
     import torch
 
     torch.set_num_threads(cpu_threads())
-    device = resolve_device("auto")
-    peak, basis = flops.device_peak(device, use_bf16(device))
+    device = resolve_device(args.device)
+    peak, basis = flops.device_peak(device, use_bf16(device, args.precision))
     report: dict[str, Any] = {"command": "bench perf " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["perf"] else None,
                               "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "env": environment(device),
                               "peak_flops": peak, "peak_flops_basis": basis, "dataset": args.dataset,
-                              "per_class": args.per_class, "seed": args.seed, "legs": []}
+                              "per_class": args.per_class, "seed": args.seed, "model": args.model,
+                              "device": device, "precision": args.precision, "legs": []}
     try:
         load = os.getloadavg()
         report["load_average_at_start"] = [round(x, 2) for x in load]

@@ -7,7 +7,9 @@ pandas splits -> `datasets.Dataset`, inverse-frequency class weights, a `CustomT
 
 `bench perf` runs it in its own process against the suite's run of the same strategy, on the same
 data split (`bench.data.prepare(load_raw(...), per_class, seed)`), the same model files, tokenizer
-max_length, hyperparameters, LoRA configuration, precision (fp32 unless --bf16) and thread count.
+max_length, hyperparameters, LoRA configuration, device, precision (fp32 unless --bf16: bf16 autocast
+through the Trainer and around the test loop; weights loaded in --dtype, what trains kept fp32, as the
+suite does) and thread count.
 
 Where it departs from the article, on purpose and never to its disadvantage:
   * no 4-bit quantization / `prepare_model_for_kbit_training` for `--strategy lora` (the suite's
@@ -65,6 +67,9 @@ def parse_args(argv=None):
     p.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: CPUs available)")
     p.add_argument("--bf16", action="store_true", help="bf16 mixed precision (only where native)")
+    p.add_argument("--device", default="auto", help="auto (cuda where there is one), cpu or cuda")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "auto"], default="float32",
+                   help="dtype the weights load in (auto: the checkpoint's own); what trains is kept fp32")
     p.add_argument("--output", default=None, help="write the result JSON here too")
     return p.parse_args(argv)
 
@@ -86,6 +91,7 @@ def main(argv=None) -> dict:
     from bench.trackers import cpu_threads
 
     torch.set_num_threads(args.threads or cpu_threads())
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     times = {}
     t = time.perf_counter()
 
@@ -104,7 +110,10 @@ def main(argv=None) -> dict:
                               Trainer, TrainingArguments)
 
     torch.manual_seed(args.seed)  # the new head's initialization (the suite seeds the same way)
-    model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(label_names))
+    # loaded straight onto the device (the untrained baseline below runs there, not on the CPU)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        args.model, num_labels=len(label_names), dtype=args.dtype if args.dtype == "auto" else getattr(torch, args.dtype),
+        **({"device_map": {"": device}} if device.startswith("cuda") else {}))
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     if tokenizer.pad_token is None:  # the article: pad with the eos token
         tokenizer.pad_token_id = tokenizer.eos_token_id
@@ -116,6 +125,10 @@ def main(argv=None) -> dict:
                                  target_modules=args.lora_targets.split(","), lora_dropout=args.lora_dropout,
                                  bias="none", task_type="SEQ_CLS")
         model = get_peft_model(model, lora_config)
+    if args.bf16:  # as the suite: under autocast what trains is fp32 (peft copies the head in the base's dtype)
+        for param in model.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.use_cache = False
     model.config.pretraining_tp = 1
@@ -131,7 +144,7 @@ def main(argv=None) -> dict:
             inputs = tokenizer(batch_sentences, return_tensors="pt", padding=True, truncation=True,
                                max_length=args.max_length)
             inputs = {k: v.to(model.device) for k, v in inputs.items()}
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(model.device.type, torch.bfloat16, enabled=args.bf16):
                 outputs = model(**inputs)
                 all_outputs.append(outputs["logits"])
         final_outputs = torch.cat(all_outputs, dim=0)
@@ -174,9 +187,11 @@ def main(argv=None) -> dict:
             outputs = model(**inputs)
             logits = outputs.get("logits")
             if self.class_weights is not None:
-                loss = F.cross_entropy(logits, labels, weight=self.class_weights)
+                # fp32 logits: a bf16 model's logits against fp32 class weights fail ("expected
+                # scalar type BFloat16 but found Float")
+                loss = F.cross_entropy(logits.float(), labels, weight=self.class_weights)
             else:
-                loss = F.cross_entropy(logits, labels)
+                loss = F.cross_entropy(logits.float(), labels)
             return (loss, outputs) if return_outputs else loss
 
     out_dir = tempfile.mkdtemp(prefix="handwritten-trainer-")
@@ -196,6 +211,7 @@ def main(argv=None) -> dict:
             load_best_model_at_end=True,
             seed=args.seed,
             bf16=args.bf16,
+            use_cpu=device == "cpu",
             report_to="none",
             disable_tqdm=True,
         )
@@ -229,6 +245,7 @@ def main(argv=None) -> dict:
         "epochs": [{k: v for k, v in e.items() if k in ("epoch", "eval_loss", "eval_accuracy")}
                    for e in trainer.state.log_history if "eval_loss" in e],
         "n_train": len(train_df), "n_val": len(val_df), "n_test": len(test_df),
+        "device": device, "dtype": args.dtype, "bf16": args.bf16,
         "threads": torch.get_num_threads(), "time_s": {k: round(v, 3) for k, v in times.items()},
         "wall_s_in_process": round(time.perf_counter() - T0, 3),
     }
