@@ -166,6 +166,32 @@ def training_curves(curves: list[dict[str, Any]], chart_id: str) -> str:
         return to_svg(fig, chart_id)
 
 
+def size_curves(lines: list[dict[str, Any]], metric: str, x_label: str, chart_id: str) -> str:
+    """Test figure against training-set size, one line per strategy (mean over seeds) with its 95%
+    interval as a band; log x, as few-shot results are read.
+
+    lines: dicts with label, strategy, sizes, means, lows, highs.
+    """
+    colors = strategy_colors([l["strategy"] for l in lines])
+    with matplotlib.rc_context(RC):
+        fig = new_figure(6.0, 3.8)
+        ax = fig.add_subplot()
+        for line in lines:
+            color = colors[line["strategy"]]
+            ax.plot(line["sizes"], line["means"], marker="o", markersize=4, color=color, label=short(line["label"]))
+            lows = [m if math.isnan(lo) else lo for m, lo in zip(line["means"], line["lows"])]
+            highs = [m if math.isnan(hi) else hi for m, hi in zip(line["means"], line["highs"])]
+            ax.fill_between(line["sizes"], lows, highs, color=color, alpha=0.15, linewidth=0)
+        ax.set_xscale("log")
+        sizes = sorted({s for l in lines for s in l["sizes"]})
+        ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel(x_label + " (log scale)")
+        ax.set_ylabel(f"test {metric}")
+        ax.legend(fontsize=8, loc="lower right")
+        return to_svg(fig, chart_id)
+
+
 def optimization_history(numbers: Sequence[int], values: Sequence[float], best: Sequence[float],
                          objective: str, chart_id: str) -> str:
     """Objective value per complete trial, with the best-so-far line."""
