@@ -30,7 +30,12 @@ def split_for(exp: Experiment) -> SplitSpec:
     if exp.split and exp.per_class is None:
         spec = parse_split(exp.split)
     else:
-        spec = SplitSpec("per-class", per_class_for(exp))
+        counts = per_class_for(exp)
+        sizes = [s for s in parse_train_sizes(exp.train_sizes) or [] if isinstance(s, int)]
+        if exp.per_class is None and sizes and max(sizes) > counts[0]:
+            # a curve on the default split: draw the train split at the largest size asked for
+            counts = (max(sizes), counts[1], counts[2])
+        spec = SplitSpec("per-class", counts)
     if exp.max_rows is not None and (exp.max_rows < 2 or spec.mode == "per-class"):
         raise BenchError(f"--max-rows {exp.max_rows}: give at least 2, with --split stratified:... or official "
                          "(per-class mode already says how many rows it takes)")

@@ -147,5 +147,7 @@ def test_plan_makes_one_run_per_size_and_keeps_earlier_run_ids(tmp_path):
     assert old.run_id == "678ac96d0e3811e6"  # computed on main before split modes
     with pytest.raises(BenchError, match="--split-col 'part' .* add --split official"):
         plan(Experiment(strategies=["feature-extract"], split_col="part", dataset=f"csv:{imbalanced_csv(tmp_path)}"))
+    widened = plan(Experiment(strategies=["feature-extract"], train_sizes="8,128"))
+    assert widened[0].per_class == [128, 20, 40]  # the default split's train part grows to the largest size
     with pytest.raises(BenchError, match="--max-rows"):
         plan(Experiment(strategies=["feature-extract"], max_rows=100))
