@@ -71,8 +71,9 @@ def new_figure(width: float, height: float) -> Figure:
         return Figure(figsize=(width, height), layout="constrained")
 
 
-def cost_scatter(points: list[dict[str, Any]], cost_label: str, log_x: bool, chart_id: str) -> str:
-    """Accuracy (mean ± std over seeds) against one cost; Pareto-optimal points ringed and joined.
+def cost_scatter(points: list[dict[str, Any]], cost_label: str, log_x: bool, chart_id: str,
+                 y_label: str = "test accuracy") -> str:
+    """A quality figure (mean ± std over seeds) against one cost; Pareto-optimal points ringed and joined.
 
     points: dicts with label, strategy, cost, accuracy, accuracy_std, pareto.
     """
@@ -95,7 +96,7 @@ def cost_scatter(points: list[dict[str, Any]], cost_label: str, log_x: bool, cha
                     linestyle="--", linewidth=1, drawstyle="steps-post", zorder=2, label="Pareto front")
             ax.legend(loc="lower right", fontsize=8)
         ax.set_xlabel(cost_label + (" (log scale)" if log_x else ""))
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel(y_label)
         ax.margins(x=0.15, y=0.12)
         if log_x and shown:
             log_axis_with_zero(ax, [p["cost"] for p in shown])

@@ -252,17 +252,21 @@ def cost_section(table: pd.DataFrame, labels: Callable) -> list[dict[str, Any]]:
     """Per dataset: one scatter per cost axis and the Pareto-optimal rows in words."""
     sections = []
     for d, (dataset, group) in enumerate(table.groupby("dataset", sort=True)):
+        group = group[group["train_size"] == group["train_size"].iloc[-1]]  # full split, or the largest size
         chart_list, fronts = [], []
+        metric = str(group["headline"].iloc[0])  # the figure the Pareto front was taken on
         for cost, cost_label in summary.COST_AXES.items():
             points = [{"label": labels(r), "strategy": r["strategy"], "cost": r[f"{cost}_mean"],
-                       "accuracy": r["accuracy_mean"], "accuracy_std": r["accuracy_std"],
+                       "accuracy": r[f"{metric}_mean"], "accuracy_std": r[f"{metric}_std"],
                        "pareto": bool(r[f"pareto_{cost}"])} for _, r in group.iterrows()]
-            svg = charts.cost_scatter(points, cost_label, log_x=cost == "trainable_params", chart_id=f"cost{d}-{cost}")
+            svg = charts.cost_scatter(points, cost_label, log_x=cost == "trainable_params", chart_id=f"cost{d}-{cost}",
+                                      y_label=f"test {report_trust.METRIC_NAMES[metric]}")
             missing_cost = [p["label"] for p in points if missing(p["cost"])]
             chart_list.append({"title": f"Accuracy vs {cost_label}", "svg": Markup(svg), "missing": missing_cost})
             front = sorted((p for p in points if p["pareto"]), key=lambda p: p["cost"])
             fronts.append({"axis": cost_label, "rows": [
-                f"{p['label']}: accuracy {fmt_score(p['accuracy'])} at {COST_FORMATS[cost](p['cost'])}" for p in front]})
+                f"{p['label']}: {report_trust.METRIC_NAMES[metric]} {fmt_score(p['accuracy'])} at "
+                f"{COST_FORMATS[cost](p['cost'])}" for p in front]})
         sections.append({"dataset": dataset, "charts": chart_list, "fronts": fronts})
     return sections
 
