@@ -87,16 +87,17 @@ def parse_train_sizes(value: str | Sequence | None) -> list[int | float] | None:
     if value is None or value == "" or value == []:
         return None
     parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else list(value)
-    sizes: list[int | float] = []
+    values = []
     for p in parts:
         try:
-            x = float(p)
+            values.append(float(p))
         except (TypeError, ValueError):
-            x = math.nan
-        if not math.isfinite(x) or x <= 0 or (x > 1 and x != int(x)):
-            raise BenchError(f"--train-sizes {value!r}: give rows per class (8,16,32) or fractions of the train "
-                             "split in (0, 1] (0.1,0.5,1)")
-        sizes.append(int(x) if x > 1 or (isinstance(p, int) and not isinstance(p, bool)) else x)
+            values.append(math.nan)
+    counts = any(x > 1 for x in values)  # any size above 1: all are rows per class, else all fractions
+    if not values or any(not math.isfinite(x) or x <= 0 or (counts and x != int(x)) for x in values):
+        raise BenchError(f"--train-sizes {value!r}: give rows per class (8,16,32) or fractions of the train "
+                         "split in (0, 1] (0.1,0.5,1)")
+    sizes: list[int | float] = [int(x) for x in values] if counts else values
     if len(set(sizes)) != len(sizes):
         raise BenchError(f"--train-sizes {value!r}: a size is repeated")
     return sorted(sizes)

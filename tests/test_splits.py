@@ -125,6 +125,8 @@ def test_bad_split_specs(text):
 def test_parse_train_sizes():
     assert parse_train_sizes("32,8,16") == [8, 16, 32]
     assert parse_train_sizes("0.5,0.1") == [0.1, 0.5]
+    assert parse_train_sizes("1,2,4") == [1, 2, 4]  # counts throughout, not a fraction 1 among counts
+    assert parse_train_sizes("0.5,1") == [0.5, 1.0]
     for bad in ("8,8", "0", "-1", "2.5", "x"):
         with pytest.raises(BenchError, match="--train-sizes"):
             parse_train_sizes(bad)
