@@ -42,9 +42,12 @@ def compare_block(dataset: str, size: str, groups: list, metric: str, label) -> 
     means = {key: float(g[metric].mean()) for key, g in groups}
     pairs = []
     for (key_a, a), (key_b, b) in itertools.combinations(groups, 2):
-        if means[key_b] > means[key_a]:  # the better one first, so differences read as gains
+        if means[key_b] > means[key_a]:  # the higher mean first, so differences mostly read as gains
             (key_a, a), (key_b, b) = (key_b, b), (key_a, a)
         pair = compare_pair(a, b, metric)
+        if pair.get("n_seeds") and pair["difference"] < 0:  # on the rows they share, b is ahead: say so
+            (key_a, a), (key_b, b) = (key_b, b), (key_a, a)
+            pair = compare_pair(a, b, metric)
         pair.update(a=names[key_a], b=names[key_b], key_a=key_a, key_b=key_b)
         pairs.append(pair)
     tested = [p for p in pairs if p.get("p") is not None]

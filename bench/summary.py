@@ -308,8 +308,8 @@ def group_interval(group: pd.DataFrame, figure: str) -> tuple[float, float, str]
 
     values = [v for v in group[figure].astype(float) if not math.isnan(v)]
     across = t_interval(values)
-    if across is not None:
-        return across[0], across[1], f"t-interval over {len(values)} seeds"
+    if across is not None:  # clipped: these figures live in [0, 1]
+        return max(0.0, across[0]), min(1.0, across[1]), f"t-interval over {len(values)} seeds"
     ci = next((c for c in group[f"{figure}_ci"] if c), None)
     if ci is not None:
         return ci[0], ci[1], "bootstrap over test rows"

@@ -63,7 +63,9 @@ def test_tied_set_and_verdicts(balanced_records):
     assert verdicts[("strong", "weak")] == "strong is better"
     assert verdicts[("close", "weak")] == "close is better"
     assert set(block["tied"]) == {"strong", "close"}
+    assert (table["accuracy_ci_low"] >= 0).all() and (table["accuracy_ci_high"] <= 1).all()  # clipped t-intervals
     for pair in block["pairs"]:
+        assert pair["difference"] >= 0  # A is the one ahead on the rows both ran
         assert pair["n_seeds"] == 2 and len(pair["per_seed"]) == 2 and pair["p_holm"] >= pair["p"]
         assert pair["ci"][0] <= pair["difference"] <= pair["ci"][1]
 
