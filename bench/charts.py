@@ -71,8 +71,9 @@ def new_figure(width: float, height: float) -> Figure:
         return Figure(figsize=(width, height), layout="constrained")
 
 
-def cost_scatter(points: list[dict[str, Any]], cost_label: str, log_x: bool, chart_id: str) -> str:
-    """Accuracy (mean ± std over seeds) against one cost; Pareto-optimal points ringed and joined.
+def cost_scatter(points: list[dict[str, Any]], cost_label: str, log_x: bool, chart_id: str,
+                 y_label: str = "test accuracy") -> str:
+    """A quality figure (mean ± std over seeds) against one cost; Pareto-optimal points ringed and joined.
 
     points: dicts with label, strategy, cost, accuracy, accuracy_std, pareto.
     """
@@ -95,7 +96,7 @@ def cost_scatter(points: list[dict[str, Any]], cost_label: str, log_x: bool, cha
                     linestyle="--", linewidth=1, drawstyle="steps-post", zorder=2, label="Pareto front")
             ax.legend(loc="lower right", fontsize=8)
         ax.set_xlabel(cost_label + (" (log scale)" if log_x else ""))
-        ax.set_ylabel("test accuracy")
+        ax.set_ylabel(y_label)
         ax.margins(x=0.15, y=0.12)
         if log_x and shown:
             log_axis_with_zero(ax, [p["cost"] for p in shown])
@@ -163,6 +164,32 @@ def training_curves(curves: list[dict[str, Any]], chart_id: str) -> str:
             ax.set_xlabel("epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
         axes[0].legend(fontsize=8)
+        return to_svg(fig, chart_id)
+
+
+def size_curves(lines: list[dict[str, Any]], metric: str, x_label: str, chart_id: str) -> str:
+    """Test figure against training-set size, one line per strategy (mean over seeds) with its 95%
+    interval as a band; log x, as few-shot results are read.
+
+    lines: dicts with label, strategy, sizes, means, lows, highs.
+    """
+    colors = strategy_colors([l["strategy"] for l in lines])
+    with matplotlib.rc_context(RC):
+        fig = new_figure(6.0, 3.8)
+        ax = fig.add_subplot()
+        for line in lines:
+            color = colors[line["strategy"]]
+            ax.plot(line["sizes"], line["means"], marker="o", markersize=4, color=color, label=short(line["label"]))
+            lows = [m if math.isnan(lo) else lo for m, lo in zip(line["means"], line["lows"])]
+            highs = [m if math.isnan(hi) else hi for m, hi in zip(line["means"], line["highs"])]
+            ax.fill_between(line["sizes"], lows, highs, color=color, alpha=0.15, linewidth=0)
+        ax.set_xscale("log")
+        sizes = sorted({s for l in lines for s in l["sizes"]})
+        ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel(x_label + " (log scale)")
+        ax.set_ylabel(f"test {metric}")
+        ax.legend(fontsize=8, loc="lower right")
         return to_svg(fig, chart_id)
 
 

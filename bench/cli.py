@@ -14,7 +14,13 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-col", help="text column(s), comma-separated; several are joined line by line")
     p.add_argument("--label-col", help="label column")
     p.add_argument("--ag-news-dir", help="local folder of the AG News CSV files (else $FTBENCH_AG_NEWS_DIR, else the Hub)")
-    p.add_argument("--per-class", help="TRAIN,VAL,TEST rows sampled per class, e.g. 2000,500,500")
+    p.add_argument("--split", help="per-class:TRAIN,VAL,TEST (rows per class; the default), stratified:0.8,0.1,0.1 "
+                   "(fractions of all rows, class shares kept) or official (the dataset's own splits)")
+    p.add_argument("--per-class", help="TRAIN,VAL,TEST rows sampled per class, e.g. 2000,500,500 "
+                   "(the same as --split per-class:...)")
+    p.add_argument("--max-rows", type=int, help="cap the pool at N rows, class shares kept (stratified, official)")
+    p.add_argument("--split-col", help="a file's column that names each row's split (train/validation/test), "
+                   "for --split official")
     p.add_argument("--test-from", choices=["pool", "official"], help="sample test rows from the pool "
                    "(default) or from the dataset's own test split")
     p.add_argument("--model", help="one model for every strategy: an alias (minilm, smollm2), a Hub id or a path")
@@ -35,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="experiment file (YAML); flags override it")
     run.add_argument("--strategies", help="comma-separated; default: all five")
     run.add_argument("--seeds", help="comma-separated, e.g. 0,1,2 (default 0)")
+    run.add_argument("--train-sizes", help="a data-efficiency curve: every strategy at each training-set size, "
+                     "rows per class (8,16,32,64) or fractions of the train split (0.1,0.5,1); validation and "
+                     "test rows stay the same")
     _add_data_flags(run)
     run.add_argument("--params-from", metavar="STUDY", help="use the best parameters of an Optuna study "
                      "(from `bench tune`) for its strategy")
@@ -86,10 +95,17 @@ def experiment_from_args(args) -> "Experiment":
         exp.dataset = args.dataset
     if args.text_col:
         exp.text_cols = [c.strip() for c in args.text_col.split(",") if c.strip()]
-    for attr in ("label_col", "ag_news_dir", "per_class", "test_from", "device", "precision", "results_dir"):
+    for attr in ("label_col", "ag_news_dir", "per_class", "split", "split_col", "train_sizes", "test_from",
+                 "device", "precision", "results_dir"):
         value = getattr(args, attr, None)
         if value:
             setattr(exp, attr, value)
+    if getattr(args, "max_rows", None) is not None:
+        exp.max_rows = args.max_rows
+    if getattr(args, "per_class", None) and getattr(args, "split", None):
+        raise BenchError("--per-class and --split both given; --per-class X is --split per-class:X, give one")
+    if getattr(args, "per_class", None):
+        exp.split = None  # the flag beats a config file's split
     if args.model:
         exp.model, exp.models = args.model, {}
     for strat, values in parse_param_flags(args.param).items():

@@ -35,9 +35,19 @@ class RunSpec:
     precision: str = "auto"
     eval_split: str = "test"
     study: dict | None = None  # tuning: {"name", "storage", "trial", "trial_id"}
+    split: str = ""  # "stratified:0.8,0.1,0.1" or "official"; empty: per-class with `per_class`
+    max_rows: int | None = None  # cap on the pool, class shares kept (stratified, official)
+    train_size: int | float | None = None  # rows per class (or fraction) kept of the train split
+
+    # fields added after records existed: left out of the id while unset, so earlier ids stay valid
+    LATER_FIELDS = ("split", "max_rows", "train_size")
+
+    def split_spec(self) -> str:
+        return self.split or "per-class:" + ",".join(map(str, self.per_class))
 
     def identity(self) -> dict:
-        ident = {k: v for k, v in dataclasses.asdict(self).items() if k != "study"}
+        ident = {k: v for k, v in dataclasses.asdict(self).items()
+                 if k != "study" and not (k in self.LATER_FIELDS and v in ("", None))}
         if self.study:  # two trials with equal params are still two runs
             ident["study"] = {"name": self.study["name"], "trial": self.study["trial"]}
         return ident
@@ -48,7 +58,8 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def label(self) -> str:
-        return f"{self.strategy} [{self.model}] on {self.dataset}, seed {self.seed}"
+        size = "" if self.train_size is None else f", train size {self.train_size:g}"
+        return f"{self.strategy} [{self.model}] on {self.dataset}, seed {self.seed}{size}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -61,7 +72,11 @@ class Experiment:
     text_cols: list[str] = field(default_factory=list)
     label_col: str | None = None
     ag_news_dir: str | None = None
-    per_class: list[int] | None = None  # None: the dataset's default
+    per_class: list[int] | None = None  # None: the dataset's default (alias of split per-class:...)
+    split: str | None = None  # per-class:T,V,E | stratified:F,F,F | official (bench/splits.py)
+    max_rows: int | None = None
+    split_col: str | None = None
+    train_sizes: list | None = None  # a data-efficiency curve: rows per class (or fractions) of train
     test_from: str = "pool"
     seeds: list[int] = field(default_factory=lambda: [0])
     model: str | None = None  # one model for every strategy
@@ -98,6 +113,8 @@ class Experiment:
                 data[key] = [s.strip() for s in data[key].split(",") if s.strip()]
         if isinstance(data.get("seeds"), (int, str)):
             data["seeds"] = parse_int_list(str(data["seeds"]), "seeds")
+        if isinstance(data.get("train_sizes"), (int, float, str)):
+            data["train_sizes"] = str(data["train_sizes"])
         return cls(**data)
 
 

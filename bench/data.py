@@ -1,4 +1,4 @@
-"""Prepared data: validation, deduplication and deterministic per-class splits.
+"""Prepared data: validation, deduplication and deterministic splits (modes in bench/splits.py).
 
 A dataset source (bench/datasets/) yields a `RawDataset` (a pool of rows with string labels, and
 optionally an official test split); `prepare()` turns it into a `TaskData` with train/val/test
@@ -14,6 +14,10 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.splits import (SplitSpec, cap_rows, official_rows, parse_per_class, parse_split, per_class_rows,
+                          stratified_rows, subsample_positions)
+
+__all__ = ["RawDataset", "Split", "TaskData", "prepare", "parse_per_class", "validate_rows", "deduplicate"]
 
 
 @dataclass
@@ -23,6 +27,7 @@ class RawDataset:
     labels: list[str]  # class names, in class-id order
     test: pd.DataFrame | None = None  # the dataset's own test split, where it has one
     provenance: str = ""
+    val: pd.DataFrame | None = None  # the dataset's own validation split, where it has one
 
 
 @dataclass
@@ -34,6 +39,13 @@ class Split:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def subset(self, positions: np.ndarray) -> "Split":
+        return Split([self.texts[i] for i in positions], self.labels[positions], [self.ids[i] for i in positions])
+
+    def class_counts(self, labels: list[str]) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(labels))
+        return {name: int(n) for name, n in zip(labels, counts)}
+
 
 @dataclass
 class TaskData:
@@ -44,6 +56,7 @@ class TaskData:
     test: Split
     provenance: str = ""
     notes: list[str] = field(default_factory=list)  # e.g. how many duplicates were dropped
+    how: dict = field(default_factory=dict)  # the split mode and its settings (bench/splits.py)
 
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):
@@ -69,7 +82,8 @@ class TaskData:
     def record(self) -> dict:
         return {"name": self.name, "n_train": len(self.train), "n_val": len(self.val),
                 "n_test": len(self.test), "labels": list(self.labels), "provenance": self.provenance,
-                "notes": self.notes,
+                "notes": self.notes, "split": self.how,
+                "class_counts": {name: self.split(name).class_counts(self.labels) for name in ("train", "val", "test")},
                 "split_ids": {"train": self.train.ids, "val": self.val.ids, "test": self.test.ids}}
 
 
@@ -95,25 +109,13 @@ def deduplicate(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return df[keep].reset_index(drop=True), int((~keep).sum())
 
 
-def parse_per_class(value: str | Sequence[int]) -> tuple[int, int, int]:
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.split(",")]
-    else:
-        parts = list(value)
-    try:
-        nums = tuple(int(p) for p in parts)
-    except (TypeError, ValueError):
-        nums = ()
-    if len(nums) != 3 or min(nums) < 0 or nums[0] < 1 or nums[2] < 1:
-        raise BenchError(f"--per-class {value!r} is not TRAIN,VAL,TEST row counts per class "
-                         "(e.g. 2000,500,500; train and test at least 1)")
-    return nums  # type: ignore[return-value]
-
-
-def prepare(raw: RawDataset, per_class: tuple[int, int, int], seed: int,
-            test_source: str = "pool") -> TaskData:
-    """Deduplicate, then sample per class: n_train/n_val/n_test rows of every class, shuffled
-    with `seed`. `test_source="official"` samples the test rows from the dataset's own test split."""
+def prepare(raw: RawDataset, split: "SplitSpec | str | Sequence[int]", seed: int, test_source: str = "pool",
+            max_rows: int | None = None, train_size: int | float | None = None) -> TaskData:
+    """Deduplicate, then split by `split` (bench/splits.py: per-class counts, stratified fractions or
+    the dataset's official splits), shuffled with `seed`. `test_source="official"` (per-class mode)
+    samples the test rows from the dataset's own test split; `max_rows` caps the pool keeping class
+    shares; `train_size` then keeps that many training rows per class (or that fraction)."""
+    spec = parse_split(split)
     validate_rows(raw.pool, raw.name)
     pool, n_dup = deduplicate(raw.pool)
     notes = [f"{n_dup} duplicate text(s) dropped before splitting"] if n_dup else []
@@ -124,39 +126,30 @@ def prepare(raw: RawDataset, per_class: tuple[int, int, int], seed: int,
     unknown = [x for x in present if x not in raw.labels]
     if unknown:
         raise BenchError(f"dataset '{raw.name}' has labels not in its label list: {unknown[:5]}")
-    labels = [x for x in raw.labels if x in present]
-
-    official = None
-    if test_source == "official":
-        if raw.test is None:
-            raise BenchError(f"dataset '{raw.name}' has no official test split; use --test-from pool")
-        validate_rows(raw.test, f"{raw.name} (test split)")
-        official, _ = deduplicate(raw.test)
-        # a text in both the pool and the official test split must not be trained on
-        pool = pool[~pool["text"].isin(set(official["text"]))].reset_index(drop=True)
-    elif test_source != "pool":
+    if test_source not in ("pool", "official"):
         raise BenchError(f"--test-from {test_source!r}: use 'pool' or 'official'")
-
-    n_train, n_val, n_test = per_class
-    need_pool = n_train + n_val + (n_test if official is None else 0)
+    if test_source == "official" and spec.mode != "per-class":
+        raise BenchError(f"--test-from official goes with --split per-class; --split {spec.text()} "
+                         "already says where the test rows come from")
     rng = np.random.default_rng(seed)
-    parts: dict[str, list[pd.DataFrame]] = {"train": [], "val": [], "test": []}
-    for label in labels:
-        rows = pool[pool["label"] == label]
-        if len(rows) < need_pool:
-            raise BenchError(f"class {label!r} of '{raw.name}' has {len(rows)} rows after deduplication; "
-                             f"--per-class {n_train},{n_val},{n_test} needs {need_pool}: lower --per-class")
-        rows = rows.iloc[rng.permutation(len(rows))]
-        parts["train"].append(rows.iloc[:n_train])
-        parts["val"].append(rows.iloc[n_train:n_train + n_val])
-        if official is None:
-            parts["test"].append(rows.iloc[n_train + n_val:need_pool])
+    if spec.mode == "official" or test_source == "official":
+        official_test, official_val = _official_extra(raw)
+        # a text in both the pool and the official test split must not be trained on
+        pool = pool[~pool["text"].isin(set(official_test["text"]))].reset_index(drop=True)
+        labels = [x for x in raw.labels if x in present or x in set(official_test["label"])]
+        if spec.mode == "official":
+            pool = cap_rows(pool, labels, max_rows, rng)
+            if official_val is not None:
+                official_val = official_val[~official_val["text"].isin(set(pool["text"]) | set(official_test["text"]))]
+            parts = official_rows(pool, official_val, official_test, labels, rng, raw.name)
         else:
-            t = official[official["label"] == label]
-            if len(t) < n_test:
-                raise BenchError(f"class {label!r} has {len(t)} rows in the official test split of "
-                                 f"'{raw.name}'; asked for {n_test}: lower the test count in --per-class")
-            parts["test"].append(t.iloc[rng.permutation(len(t))[:n_test]])
+            parts = per_class_rows(pool, labels, spec.sizes, rng, raw.name, official_test)
+    elif spec.mode == "stratified":
+        labels = [x for x in raw.labels if x in present]
+        parts = stratified_rows(cap_rows(pool, labels, max_rows, rng), labels, spec.sizes, rng, raw.name)
+    else:
+        labels = [x for x in raw.labels if x in present]
+        parts = per_class_rows(pool, labels, spec.sizes, rng, raw.name)
 
     index = {name: i for i, name in enumerate(labels)}
 
@@ -166,5 +159,25 @@ def prepare(raw: RawDataset, per_class: tuple[int, int, int], seed: int,
         return Split(df["text"].tolist(), df["label"].map(index).to_numpy(dtype=np.int64),
                      [str(i) for i in df["id"]])
 
-    return TaskData(raw.name, labels, to_split(parts["train"]), to_split(parts["val"]),
-                    to_split(parts["test"]), raw.provenance, notes)
+    train = to_split(parts["train"])
+    if train_size is not None:
+        train = train.subset(subsample_positions(train.labels, labels, train_size, raw.name))
+    how = {"mode": spec.mode, "spec": spec.text(), "seed": seed, "test_from": test_source,
+           "max_rows": max_rows, "train_size": train_size}
+    return TaskData(raw.name, labels, train, to_split(parts["val"]), to_split(parts["test"]), raw.provenance,
+                    notes, how)
+
+
+def _official_extra(raw: RawDataset) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The dataset's own test (and validation, where it has one) split, validated and deduplicated."""
+    if raw.test is None:
+        raise BenchError(f"dataset '{raw.name}' has no official test split; use --split per-class:... or "
+                         "stratified:..., or give a file's split column with --split-col")
+    validate_rows(raw.test, f"{raw.name} (test split)")
+    test, _ = deduplicate(raw.test)
+    val = None
+    if raw.val is not None and len(raw.val):
+        validate_rows(raw.val, f"{raw.name} (validation split)")
+        val, _ = deduplicate(raw.val)
+        val = val[~val["text"].isin(set(test["text"]))]
+    return test, val

@@ -4,7 +4,8 @@ loads: strategies, models, parameters, data, columns and split sizes."""
 from __future__ import annotations
 
 from bench.config import FALLBACK_PER_CLASS, Experiment, RunSpec, coerce_params
-from bench.data import parse_per_class, prepare
+from bench.data import prepare
+from bench.splits import SplitSpec, parse_per_class, parse_split, parse_train_sizes
 from bench.datasets import DatasetOptions, load_raw, source_for
 from bench.device import resolve_device
 from bench.errors import BenchError
@@ -13,7 +14,7 @@ from bench.models import resolve_model
 
 
 def dataset_options(exp: Experiment) -> DatasetOptions:
-    return DatasetOptions(list(exp.text_cols), exp.label_col, exp.ag_news_dir)
+    return DatasetOptions(list(exp.text_cols), exp.label_col, exp.ag_news_dir, exp.split_col)
 
 
 def per_class_for(exp: Experiment) -> tuple[int, int, int]:
@@ -23,6 +24,25 @@ def per_class_for(exp: Experiment) -> tuple[int, int, int]:
     if hasattr(source, "default_per_class"):
         return tuple(source.default_per_class(dataset_options(exp)))
     return FALLBACK_PER_CLASS
+
+
+def split_for(exp: Experiment) -> SplitSpec:
+    """--split, else --per-class, else the dataset's default per-class counts."""
+    if exp.split and exp.per_class is None:
+        spec = parse_split(exp.split)
+    else:
+        counts = per_class_for(exp)
+        sizes = [s for s in parse_train_sizes(exp.train_sizes) or [] if isinstance(s, int)]
+        if exp.per_class is None and sizes and max(sizes) > counts[0]:
+            # a curve on the default split: draw the train split at the largest size asked for
+            counts = (max(sizes), counts[1], counts[2])
+        spec = SplitSpec("per-class", counts)
+    if exp.max_rows is not None and (exp.max_rows < 2 or spec.mode == "per-class"):
+        raise BenchError(f"--max-rows {exp.max_rows}: give at least 2, with --split stratified:... or official "
+                         "(per-class mode already says how many rows it takes)")
+    if exp.split_col and spec.mode != "official":
+        raise BenchError(f"--split-col {exp.split_col!r} places rows in the file's own splits: add --split official")
+    return spec
 
 
 def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
@@ -40,13 +60,16 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
     if unknown:
         raise BenchError(f"models/params given for strategies not in this run: {unknown}; "
                          "add them to --strategies or drop those settings")
-    per_class = per_class_for(exp)
+    split = split_for(exp)
+    per_class = list(split.sizes) if split.mode == "per-class" else []
+    sizes = parse_train_sizes(exp.train_sizes) or [None]
     options = dataset_options(exp)
     device = resolve_device(exp.device)
     if check_data:  # the data errors surface here, before any model loads
         raw = load_raw(exp.dataset, options)
         for seed in exp.seeds:
-            prepare(raw, per_class, seed, exp.test_from)
+            for size in sizes:
+                prepare(raw, split, seed, exp.test_from, exp.max_rows, size)
     specs = []
     resolved_models = {}
     for strat in strategies:
@@ -61,7 +84,10 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
         strat.check(strat.Params(**params), resolved_models[model_name])
         if issubclass(strat.Params, SpeedParams):
             check_speed_params(strat.Params(**params), device, strat.name)
-        for seed in exp.seeds:
-            specs.append(RunSpec(strat.name, model_name, exp.dataset, options.to_dict(), list(per_class),
-                                 exp.test_from, seed, params, device, exp.precision))
+        for size in sizes:
+            for seed in exp.seeds:
+                specs.append(RunSpec(strat.name, model_name, exp.dataset, options.to_dict(), per_class,
+                                     exp.test_from, seed, params, device, exp.precision,
+                                     split="" if split.mode == "per-class" else split.text(),
+                                     max_rows=exp.max_rows, train_size=size))
     return specs

@@ -20,7 +20,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from bench import charts, summary
+from bench import charts, report_trust, summary
 from bench.errors import BenchError
 from bench.records import iter_records
 
@@ -56,7 +56,10 @@ def report_context(results_dir: Path, records: list[dict], runs: pd.DataFrame, t
         "results_dir": str(results_dir),
         "overview": overview(runs),
         "summary": guarded(summary_section, table),
-        "glance": guarded(glance_section, table, labels),
+        "glance": guarded(glance_section, table, runs, labels),
+        "data": guarded(report_trust.data_section, records, runs),
+        "significance": guarded(report_trust.significance_section, runs, labels),
+        "efficiency": guarded(report_trust.efficiency_section, table, labels),
         "cost": guarded(cost_section, table, labels),
         "before_after": guarded(before_after_section, table, runs, labels),
         "curves": guarded(curves_section, runs, labels),
@@ -130,6 +133,7 @@ def group_labeler(table: pd.DataFrame) -> Callable[[Any], str]:
     report holds several, so chart labels stay short."""
     several_models = table["model"].nunique() > 1
     several_datasets = table["dataset"].nunique() > 1
+    several_sizes = table["train_size"].nunique() > 1
 
     def label(row: Any) -> str:
         text = str(row["strategy"])
@@ -137,6 +141,8 @@ def group_labeler(table: pd.DataFrame) -> Callable[[Any], str]:
             text += f" · {row['model']}"
         if several_datasets:
             text += f" · {row['dataset']}"
+        if several_sizes and row.get("train_size"):
+            text += f" · train size {row['train_size']}"
         if row["variant"]:
             text += f" [{row['variant']}]"
         return text
@@ -187,35 +193,48 @@ def summary_section(table: pd.DataFrame) -> dict[str, Any]:
             mean, std = row[f"{figure}_mean"], row[f"{figure}_std"]
             text = (fmt_params(mean, row["trainable_pct"]) if figure == "trainable_params"
                     else fmt_mean_std(mean, std, fmt))
+            interval = ""
+            if figure in summary.QUALITY:
+                interval = report_trust.fmt_interval(row[f"{figure}_ci_low"], row[f"{figure}_ci_high"])
             if figure == "memory_mb" and len(kinds) > 1 and row["memory_kind"]:
                 text += f" ({', '.join(summary.MEMORY_KINDS.get(k, k) for k in row['memory_kind'].split(','))})"
-            cells.append({"text": text, "value": sort_value(mean), "best": best[figure][position]})
+            cells.append({"text": text, "value": sort_value(mean), "best": best[figure][position],
+                          "interval": interval, "interval_kind": row.get(f"{figure}_ci_kind", "") if interval else "",
+                          "headline": figure == row["headline"]})
         rows.append({"strategy": row["strategy"], "model": row["model"], "dataset": row["dataset"],
-                     "variant": row["variant"], "n_seeds": int(row["n_seeds"]), "seeds": row["seeds"],
-                     "cells": cells})
-    return {"headers": headers, "rows": rows, "show_variant": bool(table["variant"].astype(bool).any())}
+                     "train_size": row["train_size"] or "all", "variant": row["variant"],
+                     "n_seeds": int(row["n_seeds"]), "seeds": row["seeds"], "cells": cells})
+    return {"headers": headers, "rows": rows, "show_variant": bool(table["variant"].astype(bool).any()),
+            "show_size": bool(table["train_size"].astype(bool).any())}
 
 
-def glance_section(table: pd.DataFrame, labels: Callable) -> list[str]:
-    """One line per dataset: the most accurate row and what it costs, then the faster rows on the
-    train-time Pareto front (what accuracy less training time buys)."""
+def glance_section(table: pd.DataFrame, runs: pd.DataFrame, labels: Callable) -> list[str]:
+    """Per dataset: the strategies the data cannot tell apart from the best (not one winner), what the
+    best costs, then the faster rows on the train-time Pareto front."""
+    tied = report_trust.tied_lines(runs, labels)
     lines = []
     for dataset, group in table.groupby("dataset", sort=True):
-        scored = group[group["accuracy_mean"].notna()]
+        group = group[group["train_size"] == group["train_size"].iloc[-1]]  # the full split, or the largest
+        metric = str(group["headline"].iloc[0])
+        scored = group[group["headline_mean"].notna()]
         if scored.empty:
             continue
-        top = scored.loc[scored["accuracy_mean"].idxmax()]
-        line = (f"{dataset}: most accurate is {labels(top)} "
-                f"({fmt_mean_std(top['accuracy_mean'], top['accuracy_std'], fmt_score)}) with "
+        top = scored.loc[scored["headline_mean"].idxmax()]
+        name = report_trust.METRIC_NAMES[metric]
+        interval = report_trust.fmt_interval(top[f"{metric}_ci_low"], top[f"{metric}_ci_high"])
+        line = (f"{dataset}: highest {name} {labels(top)} "
+                f"({fmt_mean_std(top[f'{metric}_mean'], top[f'{metric}_std'], fmt_score)}"
+                f"{', 95% CI ' + interval if interval else ''}) with "
                 f"{fmt_params(top['trainable_params_mean'], top['trainable_pct'])} trainable params, "
                 f"{cost_text(top['train_time_s_mean'], fmt_seconds)} train time, "
                 f"{cost_text(top['memory_mb_mean'], fmt_mb)} peak memory.")
         front = scored[scored["pareto_train_time_s"]].sort_values("train_time_s_mean")
         if len(front) > 1:
             line += " Faster on the train-time Pareto front: " + "; ".join(
-                f"{labels(r)} ({fmt_score(r['accuracy_mean'])} in {cost_text(r['train_time_s_mean'], fmt_seconds)})"
+                f"{labels(r)} ({fmt_score(r['headline_mean'])} in {cost_text(r['train_time_s_mean'], fmt_seconds)})"
                 for _, r in front.iterrows() if r.name != top.name) + "."
         lines.append(line)
+        lines += [f"Is the difference real? {t}" for t in tied.get(dataset, [])[-1:]]
     return lines
 
 
@@ -233,17 +252,21 @@ def cost_section(table: pd.DataFrame, labels: Callable) -> list[dict[str, Any]]:
     """Per dataset: one scatter per cost axis and the Pareto-optimal rows in words."""
     sections = []
     for d, (dataset, group) in enumerate(table.groupby("dataset", sort=True)):
+        group = group[group["train_size"] == group["train_size"].iloc[-1]]  # full split, or the largest size
         chart_list, fronts = [], []
+        metric = str(group["headline"].iloc[0])  # the figure the Pareto front was taken on
         for cost, cost_label in summary.COST_AXES.items():
             points = [{"label": labels(r), "strategy": r["strategy"], "cost": r[f"{cost}_mean"],
-                       "accuracy": r["accuracy_mean"], "accuracy_std": r["accuracy_std"],
+                       "accuracy": r[f"{metric}_mean"], "accuracy_std": r[f"{metric}_std"],
                        "pareto": bool(r[f"pareto_{cost}"])} for _, r in group.iterrows()]
-            svg = charts.cost_scatter(points, cost_label, log_x=cost == "trainable_params", chart_id=f"cost{d}-{cost}")
+            svg = charts.cost_scatter(points, cost_label, log_x=cost == "trainable_params", chart_id=f"cost{d}-{cost}",
+                                      y_label=f"test {report_trust.METRIC_NAMES[metric]}")
             missing_cost = [p["label"] for p in points if missing(p["cost"])]
             chart_list.append({"title": f"Accuracy vs {cost_label}", "svg": Markup(svg), "missing": missing_cost})
             front = sorted((p for p in points if p["pareto"]), key=lambda p: p["cost"])
             fronts.append({"axis": cost_label, "rows": [
-                f"{p['label']}: accuracy {fmt_score(p['accuracy'])} at {COST_FORMATS[cost](p['cost'])}" for p in front]})
+                f"{p['label']}: {report_trust.METRIC_NAMES[metric]} {fmt_score(p['accuracy'])} at "
+                f"{COST_FORMATS[cost](p['cost'])}" for p in front]})
         sections.append({"dataset": dataset, "charts": chart_list, "fronts": fronts})
     return sections
 
@@ -256,8 +279,13 @@ def before_after_section(table: pd.DataFrame, runs: pd.DataFrame, labels: Callab
     for _, row in table.iterrows():
         mine = counted[(counted[summary.GROUP_KEYS] == row[summary.GROUP_KEYS]).all(axis=1)]
         baseline = mine["baseline_accuracy"].mean() if mine["baseline_accuracy"].notna().any() else math.nan
+        majority = mine["majority_accuracy"].mean() if mine["majority_accuracy"].notna().any() else math.nan
+        majority_bal = (mine["majority_balanced_accuracy"].mean() if mine["majority_balanced_accuracy"].notna().any()
+                        else math.nan)
         trained = row["accuracy_mean"]
         groups.append({"label": labels(row), "baseline": baseline, "trained": trained,
+                       "majority_text": cost_text(majority, fmt_score) + ("" if missing(majority_bal) else
+                                                                         f" (balanced {fmt_score(majority_bal)})"),
                        "baseline_text": cost_text(baseline, fmt_score), "trained_text": cost_text(trained, fmt_score),
                        "gain_text": "—" if missing(baseline) or missing(trained) else f"{trained - baseline:+.3f}"})
     svg = charts.before_after_bars(groups, "beforeafter") if groups else None

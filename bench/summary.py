@@ -18,7 +18,9 @@ import pandas as pd
 
 from bench.records import train_seconds
 
-GROUP_KEYS = ["strategy", "model", "dataset", "variant"]
+GROUP_KEYS = ["strategy", "model", "dataset", "train_size", "variant"]
+QUALITY = ["accuracy", "balanced_accuracy", "macro_f1"]
+IMBALANCE_RATIO = 1.5  # largest / smallest test class at or above this: balanced accuracy is the headline
 
 # Headline memory keys a record may name, and how the report words them.
 MEMORY_KINDS = {
@@ -146,6 +148,16 @@ def flatten(record: dict) -> dict[str, Any]:
         "balanced_accuracy": number(dig(scored, "metrics", "balanced_accuracy")),
         "macro_f1": number(dig(scored, "metrics", "macro_f1")),
         "baseline_accuracy": number(dig(scored, "baseline", "accuracy")),
+        "majority_accuracy": number(dig(record, "majority_baseline", "accuracy")),
+        "majority_balanced_accuracy": number(dig(record, "majority_baseline", "balanced_accuracy")),
+        **{f"{m}_ci": interval(dig(scored, "metrics", "ci", m)) for m in QUALITY},
+        "train_size": size_label(record.get("train_size")),
+        "train_size_value": number(record.get("train_size")),
+        "test_counts": test_counts(record),
+        "split_mode": str(dig(record, "dataset", "split", "mode") or "per-class"),
+        "truth": int_list(scored.get("truth")),  # no predictions: out of the significance tests too
+        "predictions": int_list(scored.get("predictions")),
+        "eval_key": eval_key(record),
         "metrics": scored.get("metrics") if isinstance(scored.get("metrics"), dict) else {},
         "history": scored.get("history") if isinstance(scored.get("history"), list) else [],
         "trainable_params": number(dig(cost, "trainable_params")),
@@ -157,6 +169,56 @@ def flatten(record: dict) -> dict[str, Any]:
         "train_examples_per_s": number(dig(cost, "train_examples_per_s")),
         "finished_at": record.get("finished_at"),
     }
+
+
+def interval(value: Any) -> tuple[float, float] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        low, high = number(value[0]), number(value[1])
+        if not (math.isnan(low) or math.isnan(high)):
+            return low, high
+    return None
+
+
+def size_label(value: Any) -> str:
+    """A training-set size as a group key: "" for the full split, else "8" or "0.25"."""
+    v = number(value)
+    return "" if math.isnan(v) else f"{v:g}"
+
+
+def int_list(value: Any) -> list[int] | None:
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return value
+    return None
+
+
+def eval_key(record: dict) -> str | None:
+    """Which rows a run was evaluated on (its split's row ids): runs pair up only on equal keys."""
+    ids = dig(record, "dataset", "split_ids", record.get("eval_split") or "test")
+    return json.dumps(ids) if isinstance(ids, list) and ids else None
+
+
+def test_counts(record: dict) -> dict[str, int]:
+    """Rows per class in the evaluated split: the record's class counts, else the per-class supports."""
+    counts = dig(record, "dataset", "class_counts", record.get("eval_split") or "test")
+    if not isinstance(counts, dict):
+        per_class = dig(record, "metrics", "per_class")
+        counts = {k: dig(v, "support") for k, v in per_class.items()} if isinstance(per_class, dict) else {}
+    return {str(k): int(v) for k, v in counts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def is_imbalanced(counts: dict[str, int]) -> bool:
+    values = [v for v in counts.values() if v > 0]  # a class absent from the test split ranks nothing
+    return len(values) > 1 and max(values) / min(values) >= IMBALANCE_RATIO
+
+
+def headline_metrics(runs: pd.DataFrame) -> dict[str, str]:
+    """Per dataset, the figure comparisons rank by: balanced accuracy where the test split is
+    imbalanced (accuracy there rewards predicting the big class), else accuracy."""
+    out = {}
+    for dataset, group in runs[summary_mask(runs)].groupby("dataset", sort=True):
+        imbalanced = any(is_imbalanced(c) for c in group["test_counts"] if c)
+        out[dataset] = "balanced_accuracy" if imbalanced else "accuracy"
+    return out
 
 
 def dedupe(records: Iterable[dict]) -> list[dict]:
@@ -224,16 +286,38 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
             values = group[figure].astype(float)
             row[f"{figure}_mean"] = values.mean() if values.notna().any() else math.nan
             row[f"{figure}_std"] = values.std(ddof=1) if values.notna().sum() > 1 else math.nan
+        for figure in QUALITY:
+            row[f"{figure}_ci_low"], row[f"{figure}_ci_high"], row[f"{figure}_ci_kind"] = group_interval(group, figure)
         total = row["total_params_mean"]
         row["trainable_pct"] = 100.0 * row["trainable_params_mean"] / total if total > 0 else math.nan
         row["memory_kind"] = ",".join(sorted({k for k in group["memory_kind"] if k}))
         rows.append(row)
     columns = GROUP_KEYS + ["n_seeds", "seeds"] + [f"{f}_{s}" for f in SUMMARY_FIGURES for s in ("mean", "std")]
+    columns += [f"{f}_ci_{s}" for f in QUALITY for s in ("low", "high", "kind")]
     table = pd.DataFrame(rows, columns=columns + ["trainable_pct", "memory_kind"])
-    # Most accurate first within each dataset: the table answers "which strategy" at a glance.
-    table = table.sort_values(["dataset", "accuracy_mean"], ascending=[True, False], na_position="last",
-                              kind="stable").reset_index(drop=True)
+    # Best first within each dataset (and training-set size), by the dataset's headline figure.
+    headline = headline_metrics(runs)
+    table["headline"] = [headline.get(d, "accuracy") for d in table["dataset"]]
+    table["headline_mean"] = [row[f"{row['headline']}_mean"] for _, row in table.iterrows()] if len(table) else []
+    table["size_order"] = [number(v) if v else math.inf for v in table["train_size"]]
+    table = table.sort_values(["dataset", "size_order", "headline_mean"], ascending=[True, True, False],
+                              na_position="last", kind="stable").reset_index(drop=True)
     return add_pareto_columns(table)
+
+
+def group_interval(group: pd.DataFrame, figure: str) -> tuple[float, float, str]:
+    """95% interval of a group's figure: the t-interval over seeds with two or more, else the one
+    run's bootstrap interval over its test rows."""
+    from bench.stats import t_interval
+
+    values = [v for v in group[figure].astype(float) if not math.isnan(v)]
+    across = t_interval(values)
+    if across is not None:  # clipped: these figures live in [0, 1]
+        return max(0.0, across[0]), min(1.0, across[1]), f"t-interval over {len(values)} seeds"
+    ci = next((c for c in group[f"{figure}_ci"] if c), None)
+    if ci is not None:
+        return ci[0], ci[1], "bootstrap over test rows"
+    return math.nan, math.nan, ""
 
 
 def best_flags(table: pd.DataFrame) -> dict[str, list[bool]]:
@@ -270,13 +354,13 @@ def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> list[bo
 
 
 def add_pareto_columns(table: pd.DataFrame) -> pd.DataFrame:
-    """pareto_<cost> columns, the front taken within each dataset (accuracies on different
-    datasets do not compare)."""
+    """pareto_<cost> columns on the headline figure, the front taken within each dataset and
+    training-set size (figures on different data do not compare)."""
     table = table.copy()
     for cost in COST_AXES:
         column = pd.Series(False, index=table.index, dtype=bool)
-        for _, group in table.groupby("dataset", sort=False):
-            front = pareto_front(group[f"{cost}_mean"].tolist(), group["accuracy_mean"].tolist())
+        for _, group in table.groupby(["dataset", "train_size"], sort=False):
+            front = pareto_front(group[f"{cost}_mean"].tolist(), group["headline_mean"].tolist())
             column.loc[group.index] = front
         table[f"pareto_{cost}"] = column
     return table

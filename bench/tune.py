@@ -48,7 +48,7 @@ OBJECTIVES: dict[str, tuple[str, Callable[[dict], Any]]] = {
     "peak_memory": ("minimize", lambda rec: rec["cost"][rec["cost"]["headline_memory"]]),
 }
 VALUE_FORMATS = {"balanced_accuracy": "{:.4f}", "train_time": "{:.2f} s", "peak_memory": "{:.0f} MB"}
-SETUP_KEYS = ("strategy", "dataset", "model", "per_class", "test_from", "seed", "objectives")
+SETUP_KEYS = ("strategy", "dataset", "model", "per_class", "test_from", "seed", "objectives", "split", "max_rows")
 HEARTBEAT_S = 10  # the parent beats this often while its trial runs...
 GRACE_S = 60  # ...so a RUNNING trial silent this long was left by a killed process
 N_STARTUP_TRIALS = 5  # random trials before TPE models the space; each trial is a full training run
@@ -200,14 +200,15 @@ def open_study(name: str, storage, setup: dict, pruner, start: tuple | None = No
             raise BenchError(f"study '{name}' in {shown(storage.url)} was not made by `bench tune`; "
                              "pass --study-name NEW for a new study")
         for key in SETUP_KEYS:  # `bench run --params-from` reads the strategy from here
-            study.set_user_attr(key, setup[key])
+            if setup.get(key) is not None:
+                study.set_user_attr(key, setup[key])
         if start is not None:  # (strategy, starting params)
             enqueue_starting_point(study, *start)
         return study
     for key in SETUP_KEYS:
-        if stored.get(key) != setup[key]:
+        if stored.get(key) != setup.get(key):
             raise BenchError(f"study '{name}' in {shown(storage.url)} was made with {key} {stored.get(key)!r}, "
-                             f"not {setup[key]!r}; pass the same flags to resume it, or --study-name NEW")
+                             f"not {setup.get(key)!r}; pass the same flags to resume it, or --study-name NEW")
     return study
 
 
@@ -430,8 +431,8 @@ def tuned_params(trial, strategy) -> dict:
     return {k: v for k, v in trial.params.items() if k in fields}
 
 
-RERUN_FLAGS = ("config", "dataset", "text_col", "label_col", "ag_news_dir", "per_class", "test_from", "model",
-               "results_dir", "storage")
+RERUN_FLAGS = ("config", "dataset", "text_col", "label_col", "ag_news_dir", "per_class", "split", "max_rows",
+               "split_col", "test_from", "model", "results_dir", "storage")
 
 
 def rerun_command(args, study_name: str) -> str:
@@ -500,6 +501,8 @@ def run_tune(args, exp: Experiment) -> int:
     name = args.study_name or "-".join([strategy.name, base.dataset, base.model] + objectives[1:])
     setup = {"strategy": strategy.name, "dataset": base.dataset, "model": base.model, "per_class": base.per_class,
              "test_from": base.test_from, "seed": base.seed, "objectives": objectives}
+    if base.split:  # only when set, so studies begun before split modes existed still resume
+        setup.update(split=base.split, max_rows=base.max_rows)
     storage = open_storage(url, heartbeat=True)
     study = open_study(name, storage, setup, make_pruner(pruner), start=(strategy, base.params))
     user_params = set(exp.params.get(strategy.name, {})) | (set(exp.params.get("*", {})) & set(base.params))

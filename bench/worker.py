@@ -27,12 +27,13 @@ def base_record(spec: RunSpec, status: str, error: str | None = None) -> dict:
             "strategy": spec.strategy, "seed": spec.seed, "eval_split": spec.eval_split,
             "study": ({k: v for k, v in spec.study.items() if k != "trial_id"} if spec.study else None),
             "model": {"name": spec.model}, "dataset": {"name": spec.dataset}, "params": spec.params,
-            "metrics": None, "baseline": None, "history": [], "cost": None, "env": None,
-            "config": spec.to_dict(), "started_at": None, "finished_at": now()}
+            "metrics": None, "baseline": None, "majority_baseline": None, "history": [], "cost": None, "env": None,
+            "config": spec.to_dict(), "train_size": spec.train_size, "started_at": None, "finished_at": now()}
 
 
 def execute(spec: RunSpec, quiet: bool = False) -> dict:
     """Run the strategy and build the `ok` record; exceptions propagate to `main`."""
+    import numpy as np
     import torch
 
     from bench.context import RunContext
@@ -40,6 +41,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     from bench.datasets import DatasetOptions, load_raw
     from bench.env import environment
     from bench.metrics import classification_metrics
+    from bench.stats import bootstrap_intervals
     from bench.models import resolve_model
     from bench.trackers import Tracker, cpu_threads
     from strategies import get_strategy
@@ -60,15 +62,20 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     strategy = get_strategy(spec.strategy)
     params = strategy.Params(**spec.params)
     with tracker.phase("prepare"):
-        data = prepare(load_raw(spec.dataset, DatasetOptions(**spec.dataset_options)),
-                       tuple(spec.per_class), spec.seed, spec.test_from)
+        data = prepare(load_raw(spec.dataset, DatasetOptions(**spec.dataset_options)), spec.split_spec(),
+                       spec.seed, spec.test_from, spec.max_rows, spec.train_size)
     model = resolve_model(spec.model)
     ctx = RunContext(data, model, spec.seed, spec.device, tracker, spec.eval_split, spec.precision)
     result = strategy.run(ctx, params)
     truth = ctx.eval.labels
     metrics = classification_metrics(truth, result.predictions, data.labels)
+    metrics["ci"] = bootstrap_intervals(truth, result.predictions, len(data.labels), seed=spec.seed)
     baseline = (classification_metrics(truth, result.baseline_predictions, data.labels)
                 if result.baseline_predictions is not None else None)
+    # what "always say the most frequent training class" scores: the floor on imbalanced data
+    majority = int(np.bincount(data.train.labels, minlength=len(data.labels)).argmax())
+    majority_baseline = classification_metrics(truth, [majority] * len(truth), data.labels)
+    majority_baseline["predicted_class"] = data.labels[majority]
     cost = tracker.cost()
     cost.update(trainable_params=int(result.trainable_params), total_params=int(result.total_params),
                 trainable_fraction=(result.trainable_params / result.total_params if result.total_params else None),
@@ -79,8 +86,9 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     cost.update(utilization_figures(spec.strategy, model, cost, spec.device, spec.precision, len(data.labels)))
     rec = base_record(spec, "ok")
     rec.update(model=model.record(), dataset=data.record(), metrics=metrics, baseline=baseline,
-               history=tracker.history, cost=cost, env=environment(spec.device), started_at=started,
-               predictions=[int(x) for x in result.predictions])
+               majority_baseline=majority_baseline, history=tracker.history, cost=cost,
+               env=environment(spec.device), started_at=started,
+               predictions=[int(x) for x in result.predictions], truth=[int(x) for x in truth])
     return rec
 
 

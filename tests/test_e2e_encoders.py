@@ -31,6 +31,14 @@ def test_feature_extract_and_full_ft_on_bbc_news(tmp_path):
     # each run measured in its own process: the frozen path needs far less memory than training
     assert fe["cost"]["peak_rss_mb"] < ft["cost"]["peak_rss_mb"]
     assert "sentence-transformers/all-MiniLM-L6-v2" in ft["model"]["provenance"]
+    # every accuracy carries its bootstrap interval; the majority floor sits beside the untrained baseline
+    low, high = fe["metrics"]["ci"]["accuracy"]
+    assert low <= fe["metrics"]["accuracy"] <= high and high - low < 0.2
+    assert fe["majority_baseline"]["accuracy"] == pytest.approx(0.2)  # balanced 5 classes
+    assert fe["dataset"]["class_counts"]["test"] == dict.fromkeys(fe["dataset"]["labels"], 30)
+    assert fe["truth"] == ft["truth"]  # same test rows, so the report can pair them
+    html = (tmp_path / "index.html").read_text()
+    assert "Is the difference real?" in html and "highest accuracy" in html
     again = run_bench("run", "--strategies", "feature-extract,full-ft", "--dataset", "bbc-news", "--seeds", "0",
                       "--per-class", "30,10,30", "--param", "full-ft.epochs=2", "--param", "full-ft.max_length=96",
                       "--results-dir", str(tmp_path / "r"), "--no-report")
@@ -46,3 +54,26 @@ def test_feature_extract_on_local_ag_news(tmp_path):
     assert rec["dataset"]["labels"] == ["World", "Sports", "Business", "Sci/Tech"]
     assert rec["dataset"]["n_test"] == 800
     assert rec["metrics"]["accuracy"] >= 0.8, rec["metrics"]
+
+
+def test_imbalanced_csv_through_a_stratified_split(tmp_path):
+    """Two BBC topics at about 87/13: the test split keeps the imbalance, balanced accuracy is the
+    headline, and the majority floor (accuracy 0.87, balanced 0.5) is in the record."""
+    import pandas as pd
+
+    from bench.datasets import load_raw
+
+    pool = load_raw("bbc-news").pool.drop_duplicates("text")
+    big = pool[pool["label"] == "business"].head(260)
+    small = pool[pool["label"] == "politics"].head(39)
+    pd.concat([big, small])[["text", "label"]].to_csv(tmp_path / "imb.csv", index=False)
+    out = run_bench("run", "--strategies", "feature-extract", "--dataset", f"csv:{tmp_path / 'imb.csv'}",
+                    "--split", "stratified:0.6,0.2,0.2", "--results-dir", str(tmp_path / "r"),
+                    "-o", str(tmp_path / "index.html"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    rec = by_strategy(tmp_path / "r")["feature-extract"]
+    assert rec["dataset"]["class_counts"]["test"] == {"business": 52, "politics": 8}
+    assert rec["majority_baseline"]["accuracy"] == pytest.approx(52 / 60)
+    assert rec["majority_baseline"]["balanced_accuracy"] == 0.5
+    assert rec["metrics"]["balanced_accuracy"] > 0.6
+    assert "rank by balanced accuracy" in (tmp_path / "index.html").read_text()

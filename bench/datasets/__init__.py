@@ -24,9 +24,13 @@ class DatasetOptions:
     text_cols: list[str] = field(default_factory=list)  # several are joined with a newline
     label_col: str | None = None
     ag_news_dir: str | None = None  # else $FTBENCH_AG_NEWS_DIR, else the Hub
+    split_col: str | None = None  # a file's column naming each row's split (--split official)
 
     def to_dict(self) -> dict:
-        return {"text_cols": self.text_cols, "label_col": self.label_col, "ag_news_dir": self.ag_news_dir}
+        out = {"text_cols": self.text_cols, "label_col": self.label_col, "ag_news_dir": self.ag_news_dir}
+        if self.split_col:  # only when set, so the run ids of earlier records stay the same
+            out["split_col"] = self.split_col
+        return out
 
 
 def source_for(spec: str):

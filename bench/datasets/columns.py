@@ -27,7 +27,29 @@ def select_columns(df: pd.DataFrame, text_cols: list[str], label_col: str | None
                                  f"(first at row {int(bad.idxmax())}); clean them or choose other --text-col")
         text = df[text_cols].astype(str).agg("\n".join, axis=1)
     labels = df[label_col].map(lambda v: v if pd.isna(v) else str(v))
-    return pd.DataFrame({"id": [str(i) for i in range(len(df))], "text": text.to_list(), "label": labels.to_list()})
+    # ids are the row numbers of the user's table, so rows of a split column keep theirs
+    return pd.DataFrame({"id": [str(i) for i in df.index], "text": text.to_list(), "label": labels.to_list()})
+
+
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "dev": "val", "test": "test", "testing": "test"}
+
+
+def by_split_column(df: pd.DataFrame, split_col: str, source: str) -> dict[str, pd.DataFrame]:
+    """Rows grouped by the user's split column (train/validation/test, in the usual spellings)."""
+    if split_col not in df.columns:
+        raise BenchError(f"--split-col {split_col!r} is not a column of {source}; it has "
+                         f"{list(map(str, df.columns))[:12]}")
+    names = df[split_col].map(lambda v: SPLIT_NAMES.get(str(v).strip().lower()))
+    bad = sorted({str(v) for v in df[split_col][names.isna()]})
+    if bad:
+        raise BenchError(f"column {split_col!r} of {source} has value(s) {bad[:5]} that name no split; use "
+                         "train, validation (or val, dev) and test")
+    parts = {name: df[names == name] for name in ("train", "val", "test") if (names == name).any()}
+    if "train" not in parts or "test" not in parts:
+        raise BenchError(f"column {split_col!r} of {source} must mark both train and test rows; it has "
+                         f"{sorted(parts)}")
+    return parts
 
 
 def sorted_labels(values) -> list[str]:

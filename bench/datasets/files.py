@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.data import RawDataset
-from bench.datasets.columns import select_columns, sorted_labels
+from bench.datasets.columns import by_split_column, select_columns, sorted_labels
 from bench.errors import BenchError
 
 
@@ -35,5 +35,11 @@ class FileSource:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BenchError(f"cannot read '{self.path}' as {self.kind} ({first}); check the file "
                              f"format matches the '{self.kind}:' prefix") from None
-        frame = select_columns(df, options.text_cols, options.label_col, spec)
-        return RawDataset(spec, frame, sorted_labels(frame["label"]), provenance=f"file {self.path.resolve()}")
+        provenance = f"file {self.path.resolve()}"
+        if not options.split_col:
+            frame = select_columns(df, options.text_cols, options.label_col, spec)
+            return RawDataset(spec, frame, sorted_labels(frame["label"]), provenance=provenance)
+        parts = {name: select_columns(part, options.text_cols, options.label_col, spec)
+                 for name, part in by_split_column(df, options.split_col, spec).items()}
+        labels = sorted_labels(pd.concat(parts.values())["label"])
+        return RawDataset(spec, parts["train"], labels, parts["test"], provenance=provenance, val=parts.get("val"))

@@ -47,5 +47,8 @@ class HubSource:
 
         pool = frame(train)
         test = frame(ds["test"]) if "test" in ds and train_name != "test" else None
+        val_name = next((n for n in ("validation", "valid", "dev", "val") if n in ds), None)
+        val = frame(ds[val_name]) if val_name else None
         labels = names or sorted_labels(pool["label"])
-        return RawDataset(f"hf:{self.name}", pool, labels, test, provenance=f"Hugging Face dataset {self.name}")
+        return RawDataset(f"hf:{self.name}", pool, labels, test, provenance=f"Hugging Face dataset {self.name}",
+                          val=val)
