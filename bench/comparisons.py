@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.summary import GROUP_KEYS, headline_metrics, summary_mask
+from bench.summary import GROUP_KEYS, headline_metrics, size_order, summary_mask
 
 MEMBER_KEYS = ["strategy", "model", "variant"]
 
@@ -34,7 +34,8 @@ def comparison_blocks(runs: pd.DataFrame, label) -> list[dict[str, Any]]:
         if len(groups) < 2:
             continue
         blocks.append(compare_block(dataset, size, groups, headline.get(dataset, "accuracy"), label))
-    return blocks
+    # by dataset, then training-set size by value with the full split last
+    return sorted(blocks, key=lambda b: (b["dataset"], size_order(b["train_size"])))
 
 
 def compare_block(dataset: str, size: str, groups: list, metric: str, label) -> dict[str, Any]:

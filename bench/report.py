@@ -211,7 +211,7 @@ def summary_section(table: pd.DataFrame) -> dict[str, Any]:
 def glance_section(table: pd.DataFrame, runs: pd.DataFrame, labels: Callable) -> list[str]:
     """Per dataset: the strategies the data cannot tell apart from the best (not one winner), what the
     best costs, then the faster rows on the train-time Pareto front."""
-    tied = report_trust.tied_lines(runs, labels)
+    tied, best = report_trust.tied_lines(runs, labels)
     lines = []
     for dataset, group in table.groupby("dataset", sort=True):
         group = group[group["train_size"] == group["train_size"].iloc[-1]]  # the full split, or the largest
@@ -219,7 +219,8 @@ def glance_section(table: pd.DataFrame, runs: pd.DataFrame, labels: Callable) ->
         scored = group[group["headline_mean"].notna()]
         if scored.empty:
             continue
-        top = scored.loc[scored["headline_mean"].idxmax()]
+        named = [i for i, r in scored.iterrows() if labels(r) == best.get(dataset)]  # the same best as below
+        top = scored.loc[named[0] if named else scored["headline_mean"].idxmax()]
         name = report_trust.METRIC_NAMES[metric]
         interval = report_trust.fmt_interval(top[f"{metric}_ci_low"], top[f"{metric}_ci_high"])
         line = (f"{dataset}: highest {name} {labels(top)} "

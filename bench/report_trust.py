@@ -4,6 +4,7 @@ real (bench/comparisons.py), and data-efficiency curves (accuracy against traini
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Callable
 
@@ -34,11 +35,15 @@ def data_section(records: list[dict], runs: pd.DataFrame) -> list[dict[str, Any]
         counts = summary.dig(rec, "dataset", "class_counts")
         if not isinstance(counts, dict) or not isinstance(how, dict):
             continue
-        key = (dataset, str(how.get("spec")), str(how.get("train_size")), str(how.get("seed")))
-        seen.setdefault(key, {"dataset": dataset, "spec": str(how.get("spec") or "per-class"),
-                              "train_size": how.get("train_size"), "seed": how.get("seed"), "counts": counts})
+        # seeds that drew the same rows per class share one table
+        key = (dataset, str(how.get("spec")), summary.size_label(how.get("train_size")),
+               json.dumps(counts, sort_keys=True))
+        item = seen.setdefault(key, {"dataset": dataset, "spec": str(how.get("spec") or "per-class"),
+                                     "train_size": how.get("train_size"), "seeds": set(), "counts": counts})
+        item["seeds"].add(str(how.get("seed")))
     blocks: dict[str, dict[str, Any]] = {}
-    for (dataset, spec, size, _), item in sorted(seen.items()):
+    order = sorted(seen.items(), key=lambda kv: (kv[0][0], kv[0][1], -summary.size_order(kv[0][2])))
+    for (dataset, spec, size, _), item in order:
         block = blocks.setdefault(dataset, {"dataset": dataset, "splits": [], "metric": headline.get(dataset)})
         labels = list((item["counts"].get("train") or item["counts"].get("test") or {}).keys())
         rows = []
@@ -49,7 +54,9 @@ def data_section(records: list[dict], runs: pd.DataFrame) -> list[dict[str, Any]
                 f"{c.get(l, 0)} ({100 * c.get(l, 0) / total:.0f}%)" if total else "0" for l in labels]})
         test = item["counts"].get("test") or {}
         ratio = (max(test.values()) / min(test.values())) if test and min(test.values()) > 0 else math.nan
-        name = f"{spec}, seed {item['seed']}" + ("" if item["train_size"] is None else f", train size {item['train_size']}")
+        seeds = sorted(item["seeds"], key=lambda x: (len(x), x))
+        name = (f"{spec}, seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
+                + ("" if item["train_size"] is None else f", train size {item['train_size']}"))
         if len(block["splits"]) < 6:  # one table per split setting; seeds add little past a few
             block["splits"].append({"name": name, "labels": labels, "rows": rows,
                                     "ratio": "—" if math.isnan(ratio) else f"{ratio:.1f}"})
@@ -103,13 +110,16 @@ def tied_line(block: dict[str, Any]) -> str:
     return line + "."
 
 
-def tied_lines(runs: pd.DataFrame, label: Callable) -> dict[str, list[str]]:
-    """Per dataset, the summary's sentence(s) naming the tied set (one per training-set size)."""
+def tied_lines(runs: pd.DataFrame, label: Callable) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Per dataset, the summary's sentences naming the tied set (one per training-set size, the full
+    or largest last), and the best group's label at that last size."""
     lines: dict[str, list[str]] = {}
+    best: dict[str, str] = {}
     for block in comparison_blocks(runs, label):
         size = f" (training-set size {block['train_size']})" if block["train_size"] else ""
         lines.setdefault(block["dataset"], []).append(f"{block['dataset']}{size}: " + tied_line(block))
-    return lines
+        best[block["dataset"]] = block["best"]
+    return lines, best
 
 
 # ---------------------------------------------------------------- data efficiency

@@ -185,6 +185,11 @@ def size_label(value: Any) -> str:
     return "" if math.isnan(v) else f"{v:g}"
 
 
+def size_order(label: str) -> float:
+    """Sort key of a training-set size label: by value, the full split ("") last."""
+    return float(label) if label else math.inf
+
+
 def int_list(value: Any) -> list[int] | None:
     if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return value
@@ -299,7 +304,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     headline = headline_metrics(runs)
     table["headline"] = [headline.get(d, "accuracy") for d in table["dataset"]]
     table["headline_mean"] = [row[f"{row['headline']}_mean"] for _, row in table.iterrows()] if len(table) else []
-    table["size_order"] = [number(v) if v else math.inf for v in table["train_size"]]
+    table["size_order"] = [size_order(v) for v in table["train_size"]]
     table = table.sort_values(["dataset", "size_order", "headline_mean"], ascending=[True, True, False],
                               na_position="last", kind="stable").reset_index(drop=True)
     return add_pareto_columns(table)
