@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from bench.context import RunContext
+from bench.params import param
 from bench.device import autocast, use_bf16
 from bench.tokens import Encoded, encode, tokenizer_identity
 from strategies.base import Strategy, StrategyResult
@@ -22,14 +23,14 @@ HEADS = ("logreg", "mlp")
 
 @dataclass
 class FeatureExtractParams:
-    pooling: str = "auto"  # mean for encoders, last token for decoders
-    max_length: int = 256
-    head: str = "logreg"
-    C: float = 1.0  # logistic regression: inverse regularization strength
-    hidden: int = 256  # MLP head
-    lr: float = 1e-3
-    epochs: int = 30
-    batch_size: int = 32
+    pooling: str = param("auto", choices=POOLINGS)  # mean for encoders, last token for decoders
+    max_length: int = param(256, ge=2)
+    head: str = param("logreg", choices=HEADS)
+    C: float = param(1.0, gt=0)  # logistic regression: inverse regularization strength
+    hidden: int = param(256, ge=1)  # MLP head
+    lr: float = param(1e-3, gt=0, le=1)
+    epochs: int = param(30, ge=1)
+    batch_size: int = param(32, ge=1)
     class_weights: bool = False
     normalize: bool = True  # L2-normalize embeddings (sentence encoders are trained so)
 
@@ -51,14 +52,6 @@ class FeatureExtract(Strategy):
             space["lr"] = trial.suggest_float("lr", 1e-4, 1e-2, log=True)
             space["epochs"] = trial.suggest_int("epochs", 10, 60)
         return space
-
-    def check(self, params, model) -> None:
-        from bench.errors import BenchError
-
-        if params.pooling not in POOLINGS:
-            raise BenchError(f"feature-extract pooling {params.pooling!r}: use one of {', '.join(POOLINGS)}")
-        if params.head not in HEADS:
-            raise BenchError(f"feature-extract head {params.head!r}: use one of {', '.join(HEADS)}")
 
     def run(self, ctx: RunContext, p: FeatureExtractParams) -> StrategyResult:
         with ctx.tracker.phase("load"):
