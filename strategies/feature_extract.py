@@ -4,6 +4,7 @@ small head (logistic regression by default, or an MLP) trained on them."""
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from bench.context import RunContext
 from bench.params import param
 from bench.device import autocast, use_bf16
+from bench.errors import Diverged
 from bench.tokens import Encoded, encode, tokenizer_identity
 from strategies.base import Strategy, StrategyResult
 from strategies.common import load_tokenizer
@@ -139,7 +141,7 @@ def _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name, 
     if path.exists():
         ctx.tracker.log(f"{split_name} embeddings: cached ({path.name})")
         ctx.tracker.count("cached_embeddings", len(enc))
-        return np.load(path)
+        return np.load(path, allow_pickle=False)
     model = backbone.get()  # timed as "load"
     with ctx.tracker.phase(phase):
         out = _embed(model, enc, ctx, tokenizer, pooling, split_name, count_as=phase)
@@ -232,6 +234,7 @@ def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
     xt, yt, xvt, yvt = (torch.tensor(a) for a in (x, y, xv, yv))
     gen = torch.Generator().manual_seed(ctx.seed)
     best, best_state = None, None
+    step = 0
     for epoch in range(1, p.epochs + 1):
         mlp.train()
         perm = torch.randperm(len(xt), generator=gen)
@@ -242,7 +245,10 @@ def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * len(idx)
+            value, step = loss.item(), step + 1
+            if not math.isfinite(value):  # diverged: every later figure would be NaN too
+                raise Diverged(value, step, epoch, p.lr)
+            total += value * len(idx)
         ctx.tracker.count("train_examples", len(xt))
         entry = {"epoch": epoch, "train_loss": total / len(xt), "val_loss": None, "val_accuracy": None}
         if len(xv):
