@@ -28,10 +28,17 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one `error:` line (exit 2), like every other input error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="Compare fine-tuning strategies for text "
+    parser = OneLineParser(prog="bench", description="Compare fine-tuning strategies for text "
                                      "classification on one data and evaluation harness.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="run strategies, write one record per run, render the report")
     run.add_argument("--config", help="experiment file (YAML); flags override it")

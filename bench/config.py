@@ -139,7 +139,7 @@ def _is_instance(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
-def _type_words(hint: Any) -> str:
+def _type_words(hint: Any, plural: bool = False) -> str:
     import types
     import typing
 
@@ -149,10 +149,12 @@ def _type_words(hint: Any) -> str:
     if hint is type(None):
         return "null"
     if origin is list:
-        return f"a list of {_type_words(args[0])}"
+        return f"a list of {_type_words(args[0], plural=True)}"
     if origin is dict:
-        return f"a mapping of {_type_words(args[0])} to {_type_words(args[1])}"
-    return {int: "an integer", str: "text", float: "a number", bool: "true/false"}.get(hint, "anything")
+        return f"a mapping of {_type_words(args[0], plural=True)} to {_type_words(args[1], plural=True)}"
+    words = {int: ("an integer", "integers"), str: ("text", "texts"), float: ("a number", "numbers"),
+             bool: ("true/false", "true/false")}.get(hint, ("anything", "anything"))
+    return words[plural]
 
 
 def parse_int_list(value: str, what: str) -> list[int]:
