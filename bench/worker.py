@@ -185,7 +185,10 @@ def finish(record_path: str, rec: dict) -> int | None:
     try:
         write_record(record_path, rec)
     except OSError as exc:
-        print(f"error: cannot write the record {record_path} ({exc.strerror or exc}); the results folder is "
+        metrics = rec.get("metrics") or {}
+        done = (f"the run finished (accuracy {metrics['accuracy']:.3f}) but " if rec["status"] == "ok"
+                and isinstance(metrics.get("accuracy"), float) else "")
+        print(f"error: {done}cannot write the record {record_path} ({exc.strerror or exc}); the results folder is "
               "full or read-only", file=sys.stderr)
         return EXIT_RECORD_UNWRITABLE
     return None
