@@ -6,6 +6,7 @@ cache folder can be wrong data at worst (the lengths are checked), never code th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -65,7 +66,8 @@ def save_ids(path: Path, ids: list[list[int]]) -> None:
         np.savez(tmp, flat=flat, lengths=lengths)
         tmp.replace(path)
     except OSError:  # a full or read-only cache only costs the next run a re-tokenization
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def load_ids(path: Path, n_rows: int) -> list[list[int]] | None:

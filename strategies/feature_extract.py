@@ -3,6 +3,7 @@ small head (logistic regression by default, or an MLP) trained on them."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from dataclasses import dataclass
@@ -145,10 +146,15 @@ def _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name, 
     model = backbone.get()  # timed as "load"
     with ctx.tracker.phase(phase):
         out = _embed(model, enc, ctx, tokenizer, pooling, split_name, count_as=phase)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{np.random.randint(1 << 30)}.npy")
-    np.save(tmp, out)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(tmp, out)
+        tmp.replace(path)
+    except OSError as exc:  # a full or read-only cache costs the next run a recomputation, not this run
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        ctx.tracker.log(f"{split_name} embeddings not cached ({exc.strerror or exc})")
     return out
 
 
