@@ -469,6 +469,8 @@ def print_summary(search: Search, results: list[TrialResult], args) -> None:
           f"{fmt_values(search.objectives, best.values)}")
     print(f"  params: {fmt_params(tuned_params(best, search.strategy))}")
     print(f"re-run them on the test split:\n  {rerun_command(args, search.study.study_name)}")
+    if args.storage and shown(args.storage) != args.storage:
+        print("  (the storage URL's secret is shown as ***: put yours back)")
 
 
 # ---------------------------------------------------------------- entry points
