@@ -174,7 +174,7 @@ def run_matrix(specs: list[RunSpec], results_dir: str | Path, force: bool = Fals
             outcomes.append(_skipped(spec, results_dir, head, log))
             continue
         claim = Claim(results_dir, spec.run_id)
-        if not claim.take():
+        if not _take(claim):
             log(f"{head}: being run by another bench process (pid {claim.holder()}); coming back to it at the end")
             deferred.append((head, spec))
             continue
@@ -183,10 +183,19 @@ def run_matrix(specs: list[RunSpec], results_dir: str | Path, force: bool = Fals
     for head, spec in deferred:
         claim = Claim(results_dir, spec.run_id)
         log(f"{head}: waiting for the other bench process (pid {claim.holder()}) to finish it ...")
-        claim.take(wait=True)
+        _take(claim, wait=True)
         with claim:
             outcomes.append(_run_claimed(spec, results_dir, head, quiet, log, force, started))
     return outcomes
+
+
+def _take(claim: Claim, wait: bool = False) -> bool:
+    try:
+        return claim.take(wait)
+    except OSError as exc:
+        raise ResultsUnwritable(f"cannot claim a run in {claim.path.parent.parent} ({exc.strerror or exc}); the "
+                                "results folder is full or read-only: free space or pass --results-dir with a "
+                                "writable folder, then rerun (finished runs are skipped)") from None
 
 
 def _skipped(spec: RunSpec, results_dir, head: str, log, why: str | None = None) -> Outcome:

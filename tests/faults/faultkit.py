@@ -4,11 +4,14 @@ first on PYTHONPATH), waiting on files and processes, and what a clean failure l
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from bench.records import iter_records
 from tests.conftest import ROOT
@@ -98,3 +101,23 @@ def clean_failure(stderr: str) -> list[str]:
 
 def files_under(folder: Path) -> list[Path]:
     return [p for p in Path(folder).rglob("*") if p.is_file()] if Path(folder).exists() else []
+
+
+# fixtures (imported by the test modules: a conftest.py here would shadow tests/conftest.py's module name)
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory) -> Path:
+    """A results folder holding one finished (ok) quick run, made once; tests copy it."""
+    folder = tmp_path_factory.mktemp("finished") / "results"
+    out = bench("run", *QUICK, "--results-dir", str(folder), "--no-report")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return folder
+
+
+@pytest.fixture
+def copy_finished(finished):
+    def copy(to: Path) -> tuple[Path, dict]:
+        shutil.copytree(finished, to)
+        return to, {p.name: p.read_bytes() for p in to.glob("*.json")}
+
+    return copy

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.faultkit import (ENDLESS, QUICK, alive, bench, clean_failure, records, start, statuses,
+from tests.faults.faultkit import (copy_finished, finished,  # noqa: F401 - fixtures
+                                   ENDLESS, QUICK, alive, bench, clean_failure, records, start, statuses,
                                    wait_for, wait_training, workers_of)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.faultkit import copy_finished, finished  # noqa: F401 - fixtures
 from tests.faults.faultkit import QUICK, bench, clean_failure, files_under, records, start, wait_for, workers_of
 
 SECRET = "SEKRET-7f3a"
