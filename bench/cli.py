@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.secrets import mask_secrets
 
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
@@ -26,16 +28,23 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="one model for every strategy: an alias (minilm, smollm2), a Hub id or a path")
     p.add_argument("--param", action="append", default=[], metavar="STRATEGY.NAME=VALUE",
                    help="override a hyperparameter, e.g. --param lora.lr=1e-4 (repeatable)")
-    p.add_argument("--device", help="auto (default), cpu, cuda")
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 where the device does it natively")
     p.add_argument("--results-dir", help="where run records go (default results/)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one `error:` line (exit 2), like every other input error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="Compare fine-tuning strategies for text "
+    parser = OneLineParser(prog="bench", description="Compare fine-tuning strategies for text "
                                      "classification on one data and evaluation harness.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="run strategies, write one record per run, render the report")
     run.add_argument("--config", help="experiment file (YAML); flags override it")
@@ -115,7 +124,7 @@ def experiment_from_args(args) -> "Experiment":
 
 def cmd_run(args) -> int:
     from bench.plan import plan
-    from bench.runner import run_matrix
+    from bench.runner import ResultsUnwritable, check_writable, run_matrix
 
     exp = experiment_from_args(args)
     if args.params_from:
@@ -125,19 +134,26 @@ def cmd_run(args) -> int:
         exp.params.setdefault(strategy, {}).update(best)
         print(f"using the best parameters of study '{args.params_from}' for {strategy}: {best}")
     specs = plan(exp)
+    check_writable(exp.results_dir)  # after every input check, so bad input writes nothing
+    if not args.no_report:
+        check_writable(Path(args.output).parent, "report folder", "-o")
     print(f"{len(specs)} run(s) -> {exp.results_dir}/")
-    interrupted = False
+    stopped, outcomes, code = None, [], 0
     try:
         outcomes = run_matrix(specs, exp.results_dir, force=args.force, quiet=args.quiet)
-    except KeyboardInterrupt:
-        interrupted, outcomes = True, []
-        print("interrupted: the running run is recorded as cancelled; finished records are kept", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        stopped = getattr(exc, "signum", signal.SIGINT)
+        words = "terminated (SIGTERM)" if stopped == signal.SIGTERM else "interrupted"
+        print(f"{words}: the running run is recorded as cancelled; finished records are kept", file=sys.stderr)
+    except ResultsUnwritable as exc:  # the folder went read-only or full mid-matrix: stop, report what exists
+        print(f"error: {exc}", file=sys.stderr)
+        code = 1
     if not args.no_report:
         _render(exp.results_dir, args.output)
-    if interrupted:
-        return 130
+    if stopped:
+        return 128 + stopped  # 130 after SIGINT (Ctrl-C), 143 after SIGTERM
     bad = [o for o in outcomes if o.status not in ("ok", "skipped")]
-    return 1 if bad else 0
+    return 1 if bad or code else 0
 
 
 def _render(results_dir: str, output: str) -> None:
@@ -147,14 +163,21 @@ def _render(results_dir: str, output: str) -> None:
         path = render_report(results_dir, output)
         print(f"report: {path}")
     except BenchError as exc:
-        print(f"report not written: {exc}", file=sys.stderr)
+        print(f"report not written: {mask_secrets(str(exc))}", file=sys.stderr)
+    except OSError as exc:
+        print(f"report not written: cannot write {output} ({exc.strerror or exc}); pass -o with a writable path",
+              file=sys.stderr)
 
 
 def cmd_report(args) -> int:
     from bench.report import render_report
 
     results = args.results or args.results_opt or "results"
-    path = render_report(results, args.output)
+    try:
+        path = render_report(results, args.output)
+    except OSError as exc:
+        raise BenchError(f"cannot write the report {args.output} ({exc.strerror or exc}); pass -o with a "
+                         "writable path") from None
     print(f"report: {path} (and {Path(path).with_suffix('.csv')})")
     return 0
 
@@ -205,16 +228,34 @@ def cmd_list(args) -> int:
 COMMANDS = {"run": cmd_run, "report": cmd_report, "tune": cmd_tune, "list": cmd_list, "perf": cmd_perf}
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM: unwinds like Ctrl-C, so the running run is recorded cancelled either way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the cleanup (cancelled record, report) runs once
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the shell made us ignore it
+        signal.signal(signal.SIGINT, _stop)
     try:
         return COMMANDS[args.command](args)
     except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print("terminated" if signum == signal.SIGTERM else "interrupted", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -72,11 +72,11 @@ class Experiment:
     text_cols: list[str] = field(default_factory=list)
     label_col: str | None = None
     ag_news_dir: str | None = None
-    per_class: list[int] | None = None  # None: the dataset's default (alias of split per-class:...)
+    per_class: list[int] | str | None = None  # "TRAIN,VAL,TEST" or a list; None: the dataset's default
     split: str | None = None  # per-class:T,V,E | stratified:F,F,F | official (bench/splits.py)
     max_rows: int | None = None
     split_col: str | None = None
-    train_sizes: list | None = None  # a data-efficiency curve: rows per class (or fractions) of train
+    train_sizes: list[int | float] | str | None = None  # a data-efficiency curve: rows per class, or fractions
     test_from: str = "pool"
     seeds: list[int] = field(default_factory=lambda: [0])
     model: str | None = None  # one model for every strategy
@@ -115,7 +115,63 @@ class Experiment:
             data["seeds"] = parse_int_list(str(data["seeds"]), "seeds")
         if isinstance(data.get("train_sizes"), (int, float, str)):
             data["train_sizes"] = str(data["train_sizes"])
+        check_experiment_types(data, source)
         return cls(**data)
+
+
+def check_experiment_types(data: dict, source: str) -> None:
+    """Each key of a config file against the Experiment field's type (`strategies: 5`, `seeds: [a, b]`,
+    `params: lr` are one clear error, not a crash mid-run)."""
+    import typing
+
+    hints = typing.get_type_hints(Experiment)
+    for key, value in data.items():
+        if not _is_instance(value, hints[key]):
+            raise BenchError(f"{source}: '{key}' must be {_type_words(hints[key])}, got {value!r}; "
+                             f"see configs/ for examples")
+        if key == "params":
+            for strat, values in value.items():
+                if not _is_instance(values, dict[str, Any]):
+                    raise BenchError(f"{source}: params.{strat} must be a mapping of NAME: VALUE, got {values!r}")
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_is_instance(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_is_instance(k, args[0]) and _is_instance(v, args[1])
+                                               for k, v in value.items())
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_words(hint: Any, plural: bool = False) -> str:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_words(a) for a in args)
+    if hint is type(None):
+        return "null"
+    if origin is list:
+        return f"a list of {_type_words(args[0], plural=True)}"
+    if origin is dict:
+        return f"a mapping of {_type_words(args[0], plural=True)} to {_type_words(args[1], plural=True)}"
+    words = {int: ("an integer", "integers"), str: ("text", "texts"), float: ("a number", "numbers"),
+             bool: ("true/false", "true/false")}.get(hint, ("anything", "anything"))
+    return words[plural]
 
 
 def parse_int_list(value: str, what: str) -> list[int]:
@@ -129,49 +185,38 @@ def parse_int_list(value: str, what: str) -> list[int]:
 
 
 def coerce_params(strategy, overrides: dict) -> dict:
-    """The strategy's Params with `overrides` applied, as a plain dict; unknown keys and values of
-    the wrong type are one clear error."""
-    fields = {f.name: f for f in dataclasses.fields(strategy.Params)}
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise BenchError(f"unknown parameter(s) {unknown} for strategy '{strategy.name}'; "
-                         f"known: {', '.join(fields)}")
-    defaults = dataclasses.asdict(strategy.Params())
-    out = dict(defaults)
-    for key, value in overrides.items():
-        default = defaults[key]
-        try:
-            if isinstance(default, bool):
-                if isinstance(value, str):
-                    value = {"true": True, "false": False, "1": True, "0": False}[value.lower()]
-                value = bool(value)
-            elif isinstance(default, int) and not isinstance(value, bool):
-                if float(value) != int(float(value)):
-                    raise ValueError
-                value = int(float(value))
-            elif isinstance(default, float):
-                value = float(value)
-        except (ValueError, KeyError, TypeError):
-            raise BenchError(f"parameter '{key}' of '{strategy.name}' must be {type(default).__name__}, "
-                             f"got {value!r}") from None
-        out[key] = value
-    strategy.Params(**out)  # a dataclass __post_init__ may validate further
-    return out
+    """The strategy's Params with `overrides` applied, as a plain dict; unknown keys, values of the
+    wrong type and values out of the field's declared range are one clear error (bench/params.py)."""
+    from bench.params import validate_params
+
+    return validate_params(strategy, overrides)
 
 
 def parse_param_flags(flags: list[str]) -> dict[str, dict]:
-    """--param lora.lr=1e-4 --param r=8 (no prefix: every strategy that has the field)."""
+    """--param lora.lr=1e-4 --param r=8 (no prefix: every strategy that has the field).
+
+    Numbers, booleans and null are read here; any other value stays the text typed (CliText), read
+    by its field's type later: a text field takes it verbatim (`template=Text: {text}`), a list or
+    mapping field reads it as YAML and says so when it is not."""
+    from bench.params import CliText
+
     out: dict[str, dict] = {}
     for flag in flags or []:
         key, sep, raw = flag.partition("=")
-        if not sep or not key.strip():
-            raise BenchError(f"--param {flag!r}: use STRATEGY.NAME=VALUE, e.g. --param lora.lr=1e-4")
-        value = yaml.safe_load(raw) if raw.strip() else raw
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
         strat, dot, name = key.strip().rpartition(".")
-        out.setdefault(strat if dot else "*", {})[name] = value
+        if not sep or not name.strip() or (dot and not strat):
+            raise BenchError(f"--param {flag!r}: use STRATEGY.NAME=VALUE, e.g. --param lora.lr=1e-4")
+        value: Any = CliText(raw)
+        try:
+            parsed = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            parsed = value
+        if isinstance(parsed, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                parsed = value
+        if isinstance(parsed, (bool, int, float)) or parsed is None:
+            value = parsed
+        out.setdefault(strat if dot else "*", {})[name.strip()] = value
     return out

@@ -22,14 +22,28 @@ def cpu_has_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
+DEVICE_FORMS = "auto, cpu, cuda or cuda:N"
+
+
 def resolve_device(requested: str = "auto") -> str:
+    """auto, cpu, cuda or cuda:N, checked against what torch sees; anything else is one clear error."""
+    import re
+
     import torch
 
+    from bench.errors import BenchError
+
+    if not isinstance(requested, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", requested.strip()):
+        raise BenchError(f"--device {requested!r} is not supported here; use {DEVICE_FORMS}")
+    requested = requested.strip()
+    if requested.startswith("cuda:") and torch.cuda.is_available():
+        index = int(requested.split(":")[1])
+        if index >= torch.cuda.device_count():
+            raise BenchError(f"--device {requested}: torch sees {torch.cuda.device_count()} GPU(s) "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        from bench.errors import BenchError
-
         raise BenchError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
     return requested
 

@@ -11,3 +11,11 @@ class BenchError(Exception):
 
 class Pruned(Exception):
     """Raised inside a run when an Optuna pruner stops a trial early (not a failure)."""
+
+
+class Diverged(BenchError):
+    """The training loss became NaN or infinite: the run is `failed` (no NaN figure reaches a record)."""
+
+    def __init__(self, value: float, step: int, epoch: int, lr: float):
+        super().__init__(f"loss became {'NaN' if value != value else value} at step {step} (epoch {epoch}); "
+                         f"lower lr (it was {lr:g})")

@@ -60,6 +60,12 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
     if unknown:
         raise BenchError(f"models/params given for strategies not in this run: {unknown}; "
                          "add them to --strategies or drop those settings")
+    shared = set(exp.params.get("*", {}))
+    nowhere = sorted(shared - {f for s in strategies for f in s.Params.__dataclass_fields__})
+    if nowhere:
+        raise BenchError(f"parameter(s) {nowhere} belong to no strategy in this run "
+                         f"({', '.join(s.name for s in strategies)}); check the name, or prefix it with its "
+                         "strategy, e.g. --param lora.lr=1e-4")
     split = split_for(exp)
     per_class = list(split.sizes) if split.mode == "per-class" else []
     sizes = parse_train_sizes(exp.train_sizes) or [None]

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from bench import charts, report_trust, summary
 from bench.errors import BenchError
 from bench.records import iter_records
+from bench.secrets import mask_secrets
 
 NOT_FINISHED = ("failed", "oom", "cancelled")
 
@@ -30,13 +31,14 @@ NOT_FINISHED = ("failed", "oom", "cancelled")
 def render_report(results_dir: str | Path, out_path: str | Path = "reports/index.html") -> Path:
     """Render every record under `results_dir` to `out_path` (HTML) and `<stem>.csv` beside it."""
     results_dir = Path(results_dir)
-    records = summary.dedupe(iter_records(results_dir))
+    skipped: list[str] = []  # files that are not usable records: named in the report and on stderr
+    records = summary.dedupe(iter_records(results_dir, skipped))
     if not records:
         raise BenchError(f"no run records in '{results_dir}/'; run `bench run` first "
                          f"or pass the folder that holds them")
     runs = summary.runs_frame(records)
     table = summary.summary_table(runs)
-    html = template().render(**report_context(results_dir, records, runs, table))
+    html = template().render(**report_context(results_dir, records, runs, table), skipped=skipped)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
@@ -378,8 +380,9 @@ def run_row(record: dict, run: pd.Series) -> dict[str, Any]:
                      else cost_text(run["accuracy"], fmt_score)),
         "accuracy_value": sort_value(run["accuracy"]),
         "time": cost_text(run["total_time_s"], fmt_seconds), "time_value": sort_value(run["total_time_s"]),
-        "run_id": run["run_id"], "error": None if error is None else str(error),
-        "details": json.dumps(details, indent=2, sort_keys=True, default=str),
+        "run_id": run["run_id"], "error": None if error is None else mask_secrets(str(error)),
+        # masked: a record written before URLs were kept out of specs may still hold a password
+        "details": mask_secrets(json.dumps(details, indent=2, sort_keys=True, default=str)),
     }
 
 

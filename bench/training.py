@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from bench.context import RunContext
 from bench.device import autocast, use_bf16
 from bench.dropout import use_fast_dropout
+from bench.errors import Diverged
 from bench.tokens import Encoded
 
 MEGABATCH = 50  # batches per length-sorted chunk: similar lengths together, order still random
@@ -163,6 +164,7 @@ def fit(model, train: Encoded, val: Encoded, ctx: RunContext, settings: TrainSet
     rng = np.random.default_rng(ctx.seed)
     torch.manual_seed(ctx.seed)
     best_key, best_state = None, None
+    step = 0
     for epoch in range(1, settings.epochs + 1):
         model.train()
         loss_sum, seen = 0.0, 0
@@ -181,7 +183,12 @@ def fit(model, train: Encoded, val: Encoded, ctx: RunContext, settings: TrainSet
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                loss_sum += loss.item() * len(idx)
+                value = loss.item()
+                step += 1
+                if not math.isfinite(value):  # diverged: every later figure would be NaN too
+                    bar.close()
+                    raise Diverged(value, step, epoch, settings.lr)
+                loss_sum += value * len(idx)
                 seen += len(idx)
                 ctx.tracker.count("train_examples", len(idx))
                 ctx.tracker.count("train_tokens", int(lengths[idx].sum()))

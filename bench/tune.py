@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.config import Experiment, RunSpec, coerce_params
+from bench.secrets import mask_secrets
 from bench.errors import BenchError, Pruned
 from bench.records import train_seconds
 
@@ -94,14 +97,12 @@ def _rdb_storage(url: str, kwargs: dict, attempts: int = 3):
             time.sleep(0.5 + attempt)
 
 
-def shown(url: str) -> str:
-    """The URL with any password masked, for printing."""
-    try:
-        from sqlalchemy.engine import make_url
+STORAGE_ENV = "FTBENCH_OPTUNA_STORAGE"  # how a trial's worker gets the storage URL: never a file or a record
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not parseable: the open fails with its own message
-        return url
+
+def shown(url: str) -> str:
+    """The URL with any password (userinfo or query string) masked, for printing."""
+    return mask_secrets(url)
 
 
 def _say_stale(study, trial) -> None:
@@ -282,7 +283,9 @@ def trial_spec(search: Search, trial, space: dict) -> RunSpec:
     """The trial's run: the space over the experiment's params, scored on the validation split."""
     params = coerce_params(search.strategy, {**search.base.params, **space})
     search.strategy.check(search.strategy.Params(**params), search.model)
-    study_info = {"name": search.study.study_name, "storage": search.url, "trial": trial.number,
+    # no storage URL here: the spec goes into the record, and the URL may hold a password (run_one
+    # hands it to the worker in its environment instead)
+    study_info = {"name": search.study.study_name, "trial": trial.number,
                   "trial_id": trial._trial_id, "objective": PRIMARY, "objectives": search.objectives,
                   "pruner": search.pruner}
     return dataclasses.replace(search.base, params=params, eval_split="val", study=study_info)
@@ -351,15 +354,15 @@ def run_trial(search: Search, results: list[TrialResult]) -> None:
     interrupted = False
     try:
         with heartbeat(search.storage, trial._trial_id):
-            outcome = run_one(spec, search.results_dir, quiet=search.quiet)
+            outcome = run_one(spec, search.results_dir, quiet=search.quiet, secret_env={STORAGE_ENV: search.url})
     except Interrupted as stop:  # the runner recorded the run "cancelled"
-        outcome, interrupted = stop.outcome, True
+        outcome, interrupted = stop.outcome, stop
     except BaseException:
         search.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise
     results.append(_report(tell(search, trial, outcome, space), search.objectives))
     if interrupted:
-        raise KeyboardInterrupt
+        raise interrupted
 
 
 def tell(search: Search, trial, outcome, space: dict) -> TrialResult:
@@ -440,7 +443,7 @@ def rerun_command(args, study_name: str) -> str:
     for attr in RERUN_FLAGS:
         value = getattr(args, attr, None)
         if value:
-            parts += [f"--{attr.replace('_', '-')}", str(value)]
+            parts += [f"--{attr.replace('_', '-')}", shown(str(value))]
     return shlex.join(parts + ["--seeds", "0,1,2"])
 
 
@@ -467,6 +470,8 @@ def print_summary(search: Search, results: list[TrialResult], args) -> None:
           f"{fmt_values(search.objectives, best.values)}")
     print(f"  params: {fmt_params(tuned_params(best, search.strategy))}")
     print(f"re-run them on the test split:\n  {rerun_command(args, search.study.study_name)}")
+    if args.storage and shown(args.storage) != args.storage:
+        print("  (the storage URL's secret is shown as ***: put yours back)")
 
 
 # ---------------------------------------------------------------- entry points
@@ -496,7 +501,9 @@ def run_tune(args, exp: Experiment) -> int:
     objectives = parse_objectives(args.objectives)
     pruner = args.pruner if len(objectives) == 1 else "none"  # Optuna cannot prune multi-objective studies
     base = base_spec(exp, strategy.name, args.seed)
-    Path(exp.results_dir).mkdir(parents=True, exist_ok=True)
+    from bench.runner import check_writable
+
+    check_writable(exp.results_dir)
     url = args.storage or default_storage(exp.results_dir)
     name = args.study_name or "-".join([strategy.name, base.dataset, base.model] + objectives[1:])
     setup = {"strategy": strategy.name, "dataset": base.dataset, "model": base.model, "per_class": base.per_class,
@@ -525,12 +532,12 @@ def _loop(search: Search, args) -> int:
                 print(f"--timeout {args.timeout:g} s reached: no more trials started", flush=True)
                 break
             run_trial(search, results)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
+        interrupted = getattr(exc, "signum", signal.SIGINT)
         print("interrupted: the running trial is recorded cancelled and told to Optuna as FAIL", file=sys.stderr)
     print_summary(search, results, args)
     if interrupted:
-        return 130
+        return 128 + interrupted  # 130 after SIGINT, 143 after SIGTERM
     return 0 if any(r.state != "FAIL" for r in results) else 1
 
 
@@ -543,7 +550,10 @@ def epoch_reporter(study_info: dict, epochs: int | None = None) -> Callable[[dic
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_info["name"], storage=open_storage(study_info["storage"]),
+    url = study_info.get("storage") or os.environ.get(STORAGE_ENV)
+    if not url:
+        raise BenchError(f"a tuning trial's worker needs the Optuna storage URL in ${STORAGE_ENV}")
+    study = optuna.load_study(study_name=study_info["name"], storage=open_storage(url),
                               sampler=optuna.samplers.RandomSampler(),  # never samples here
                               pruner=make_pruner(study_info["pruner"]))
     trial = optuna.trial.Trial(study, study_info["trial_id"])

@@ -1,20 +1,30 @@
-"""One run, in its own process: `python -m bench.worker SPEC.json RECORD.json`.
+"""One run, in its own process: `python -m bench.worker - RECORD.json` with the spec (JSON, one
+line) on stdin, or `python -m bench.worker SPEC.json RECORD.json`.
 
 Its own process gives clean peak-memory figures (VmHWM of this process alone), and a crash or an
 out-of-memory kill cannot take the other runs down. The record is written here, atomically, for
-every outcome this process lives to see; the parent writes it for the ones it does not."""
+every outcome this process lives to see; the parent writes it for the ones it does not.
+
+Tied to its parent: the kernel sends it SIGKILL when the parent dies (PR_SET_PDEATHSIG), and it
+exits when its stdin (a pipe from the parent) reaches EOF. SIGINT and SIGTERM both cancel the run:
+a `cancelled` record, exit 130 or 143."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from bench.config import RunSpec
 from bench.errors import BenchError, Pruned
 from bench.records import SCHEMA, write_record
+from bench.secrets import mask_secrets
+
+EXIT_RECORD_UNWRITABLE = 3  # the record could not be written (read-only folder, disk full)
 
 
 def now() -> str:
@@ -23,7 +33,7 @@ def now() -> str:
 
 def base_record(spec: RunSpec, status: str, error: str | None = None) -> dict:
     """The keys every record has, whatever its status (failed runs carry no metrics)."""
-    return {"schema": SCHEMA, "run_id": spec.run_id, "status": status, "error": error,
+    return {"schema": SCHEMA, "run_id": spec.run_id, "status": status, "error": mask_secrets(error),
             "strategy": spec.strategy, "seed": spec.seed, "eval_split": spec.eval_split,
             "study": ({k: v for k, v in spec.study.items() if k != "trial_id"} if spec.study else None),
             "model": {"name": spec.model}, "dataset": {"name": spec.dataset}, "params": spec.params,
@@ -102,41 +112,126 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.script_method")
 
 
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "unable to allocate")
+
+
 def classify_failure(exc: BaseException) -> str:
+    """oom for an allocation that failed (MemoryError, e.g. under RLIMIT_AS; torch's CPU and CUDA
+    allocators' messages); failed for anything else."""
     import torch
 
     if isinstance(exc, MemoryError) or isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
         return "oom"
-    return "oom" if "out of memory" in str(exc).lower() else "failed"
+    text = str(exc).lower()
+    return "oom" if any(m in text for m in OOM_MESSAGES) else "failed"
+
+
+def signal_words(signum: int) -> str:
+    return {signal.SIGINT: "interrupted (Ctrl-C, SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}.get(
+        signum, f"stopped by signal {signum}")
+
+
+class Cancelled(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _cancel(signum, frame) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # one cancel: a repeat must not break the record's write
+        signal.signal(sig, signal.SIG_IGN)
+    raise Cancelled(signum)
+
+
+def tie_to_parent() -> None:
+    """Die with the parent: PR_SET_PDEATHSIG (Linux), then make sure the parent did not die first."""
+    parent = os.environ.get("FTBENCH_PARENT_PID")
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the stdin watch below still ties us
+        pass
+    if parent and os.getppid() != int(parent):  # it died before the prctl took
+        os._exit(1)
+
+
+def watch_stdin() -> None:
+    """The parent keeps our stdin open while it lives: EOF means it is gone."""
+    def watch() -> None:
+        try:  # os.read, not sys.stdin: a daemon thread must hold no interpreter lock at exit
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def read_spec(arg: str) -> RunSpec:
+    if arg == "-":  # one line of JSON on stdin, read unbuffered: the pipe stays ours to watch
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = os.read(0, 1 << 16)
+            if not chunk:
+                os._exit(1)  # the parent went away before sending it all
+            line += chunk
+        return RunSpec(**json.loads(line))
+    with open(arg) as fh:
+        return RunSpec(**json.load(fh))
+
+
+def finish(record_path: str, rec: dict) -> int | None:
+    """Write the record; None when written, the exit code when the folder would not take it."""
+    from bench.records import strip_nonfinite
+
+    rec, where = strip_nonfinite(rec)
+    if where and rec["status"] == "ok":  # a NaN/inf figure is a broken run, not a result
+        rec.update(status="failed", error=f"non-finite figure(s) at {', '.join(where[:5])}")
+    try:
+        write_record(record_path, rec)
+    except OSError as exc:
+        metrics = rec.get("metrics") or {}
+        done = (f"the run finished (accuracy {metrics['accuracy']:.3f}) but " if rec["status"] == "ok"
+                and isinstance(metrics.get("accuracy"), float) else "")
+        print(f"error: {done}cannot write the record {record_path} ({exc.strerror or exc}); the results folder is "
+              "full or read-only", file=sys.stderr)
+        return EXIT_RECORD_UNWRITABLE
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    spec_path, record_path = argv[0], argv[1]
-    with open(spec_path) as fh:
-        spec = RunSpec(**json.load(fh))
+    spec_arg, record_path = argv[0], argv[1]
+    tie_to_parent()
+    spec = read_spec(spec_arg)
+    if spec_arg == "-":
+        watch_stdin()
+    signal.signal(signal.SIGTERM, _cancel)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # as Python does: a background job keeps ignoring it
+        signal.signal(signal.SIGINT, _cancel)
     quiet = os.environ.get("FTBENCH_QUIET") == "1"
     try:
         rec = execute(spec, quiet=quiet)
-    except KeyboardInterrupt:
-        write_record(record_path, base_record(spec, "cancelled", "interrupted (Ctrl-C) during the run"))
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        return finish(record_path, base_record(spec, "cancelled", f"{signal_words(signum)} during the run")) \
+            or 128 + signum
     except Pruned as exc:
-        write_record(record_path, base_record(spec, "pruned", str(exc) or "pruned by the tuner"))
-        return 0
+        return finish(record_path, base_record(spec, "pruned", str(exc) or "pruned by the tuner")) or 0
     except BenchError as exc:
-        write_record(record_path, base_record(spec, "failed", str(exc)))
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
+        return finish(record_path, base_record(spec, "failed", str(exc))) or 1
     except BaseException as exc:  # noqa: BLE001 - every outcome gets a record
         status = classify_failure(exc)
         rec = base_record(spec, status, f"{type(exc).__name__}: {exc}".strip())
-        rec["traceback"] = traceback.format_exc(limit=20)
-        write_record(record_path, rec)
-        traceback.print_exc()
-        return 1
-    write_record(record_path, rec)
-    return 0
+        rec["traceback"] = mask_secrets(traceback.format_exc(limit=20))
+        print(f"error: {mask_secrets(rec['error'])} (the traceback is in the record, {record_path})",
+              file=sys.stderr)
+        return finish(record_path, rec) or 1
+    return finish(record_path, rec) or 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ small head (logistic regression by default, or an MLP) trained on them."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +13,9 @@ import numpy as np
 import torch
 
 from bench.context import RunContext
+from bench.params import param
 from bench.device import autocast, use_bf16
+from bench.errors import Diverged
 from bench.tokens import Encoded, encode, tokenizer_identity
 from strategies.base import Strategy, StrategyResult
 from strategies.common import load_tokenizer
@@ -22,14 +26,14 @@ HEADS = ("logreg", "mlp")
 
 @dataclass
 class FeatureExtractParams:
-    pooling: str = "auto"  # mean for encoders, last token for decoders
-    max_length: int = 256
-    head: str = "logreg"
-    C: float = 1.0  # logistic regression: inverse regularization strength
-    hidden: int = 256  # MLP head
-    lr: float = 1e-3
-    epochs: int = 30
-    batch_size: int = 32
+    pooling: str = param("auto", choices=POOLINGS)  # mean for encoders, last token for decoders
+    max_length: int = param(256, ge=2)
+    head: str = param("logreg", choices=HEADS)
+    C: float = param(1.0, gt=0)  # logistic regression: inverse regularization strength
+    hidden: int = param(256, ge=1)  # MLP head
+    lr: float = param(1e-3, gt=0, le=1)
+    epochs: int = param(30, ge=1)
+    batch_size: int = param(32, ge=1)
     class_weights: bool = False
     normalize: bool = True  # L2-normalize embeddings (sentence encoders are trained so)
 
@@ -51,14 +55,6 @@ class FeatureExtract(Strategy):
             space["lr"] = trial.suggest_float("lr", 1e-4, 1e-2, log=True)
             space["epochs"] = trial.suggest_int("epochs", 10, 60)
         return space
-
-    def check(self, params, model) -> None:
-        from bench.errors import BenchError
-
-        if params.pooling not in POOLINGS:
-            raise BenchError(f"feature-extract pooling {params.pooling!r}: use one of {', '.join(POOLINGS)}")
-        if params.head not in HEADS:
-            raise BenchError(f"feature-extract head {params.head!r}: use one of {', '.join(HEADS)}")
 
     def run(self, ctx: RunContext, p: FeatureExtractParams) -> StrategyResult:
         with ctx.tracker.phase("load"):
@@ -146,14 +142,19 @@ def _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name, 
     if path.exists():
         ctx.tracker.log(f"{split_name} embeddings: cached ({path.name})")
         ctx.tracker.count("cached_embeddings", len(enc))
-        return np.load(path)
+        return np.load(path, allow_pickle=False)
     model = backbone.get()  # timed as "load"
     with ctx.tracker.phase(phase):
         out = _embed(model, enc, ctx, tokenizer, pooling, split_name, count_as=phase)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{np.random.randint(1 << 30)}.npy")
-    np.save(tmp, out)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(tmp, out)
+        tmp.replace(path)
+    except OSError as exc:  # a full or read-only cache costs the next run a recomputation, not this run
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        ctx.tracker.log(f"{split_name} embeddings not cached ({exc.strerror or exc})")
     return out
 
 
@@ -239,6 +240,7 @@ def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
     xt, yt, xvt, yvt = (torch.tensor(a) for a in (x, y, xv, yv))
     gen = torch.Generator().manual_seed(ctx.seed)
     best, best_state = None, None
+    step = 0
     for epoch in range(1, p.epochs + 1):
         mlp.train()
         perm = torch.randperm(len(xt), generator=gen)
@@ -249,7 +251,10 @@ def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * len(idx)
+            value, step = loss.item(), step + 1
+            if not math.isfinite(value):  # diverged: every later figure would be NaN too
+                raise Diverged(value, step, epoch, p.lr)
+            total += value * len(idx)
         ctx.tracker.count("train_examples", len(xt))
         entry = {"epoch": epoch, "train_loss": total / len(xt), "val_loss": None, "val_accuracy": None}
         if len(xv):

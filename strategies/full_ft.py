@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bench.context import RunContext
 from bench.kernels import SpeedParams, apply_speed_params, load_kwargs
+from bench.params import param
 from strategies.base import Strategy, StrategyResult
 from strategies.common import load_classifier, load_tokenizer, train_and_evaluate
 
@@ -16,12 +17,12 @@ class FullFTParams(SpeedParams):
     lr 2e-4 and 128 tokens reached 0.945 test accuracy in 91 s; 4 epochs at lr 1e-4 and 256 tokens
     reached 0.950 in 291 s."""
 
-    lr: float = 2e-4
-    epochs: int = 2
-    batch_size: int = 16
-    max_length: int = 128
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
+    lr: float = param(2e-4, gt=0, le=1)
+    epochs: int = param(2, ge=1)
+    batch_size: int = param(16, ge=1)
+    max_length: int = param(128, ge=2)
+    weight_decay: float = param(0.01, ge=0, le=1)
+    warmup_ratio: float = param(0.1, ge=0, le=1)
     class_weights: bool = False
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import RunContext
+from bench.params import param
 from bench.errors import BenchError
 from bench.kernels import SpeedParams
 from strategies import common
@@ -28,16 +29,16 @@ class LoRAParams(SpeedParams):
     alpha 8 (tuned for Llama 3 8B and 8,000 rows) stays near 0.4 in 2 epochs. On a GPU, or with
     time to spare, more epochs at a lower lr are the safer choice (`bench tune` searches them)."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: int = param(16, ge=1)
+    alpha: int = param(32, ge=1)
+    dropout: float = param(0.05, ge=0, lt=1)
     target_modules: list[str] | None = None  # None: the model's attention projections
-    lr: float = 3e-3
-    epochs: int = 1
-    batch_size: int = 8
-    max_length: int = 64
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
+    lr: float = param(3e-3, gt=0, le=1)
+    epochs: int = param(1, ge=1)
+    batch_size: int = param(8, ge=1)
+    max_length: int = param(64, ge=2)
+    weight_decay: float = param(0.01, ge=0, le=1)
+    warmup_ratio: float = param(0.1, ge=0, le=1)
     class_weights: bool = False
 
 

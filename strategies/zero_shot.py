@@ -28,6 +28,7 @@ import numpy as np
 from bench.context import RunContext
 from bench.data import Split
 from bench.errors import BenchError
+from bench.params import param
 from strategies.base import Strategy, StrategyResult
 
 # Preset prompts: (template, answer prefix). In a template {labels} becomes the verbalizers joined
@@ -52,8 +53,8 @@ class ZeroShotParams:
     verbalizers: dict[str, str] | None = None  # label name -> the words scored; None: the label names
     # tokens of each text kept in the prompt (demonstrations included); on BBC News 256 tokens gave
     # 0.645 accuracy in 106 s, 128 tokens 0.625 in 79 s (200 test articles, SmolLM2, this CPU)
-    max_length: int = 128
-    k_shot: int = 0  # demonstrations from the train split, drawn with the run's seed
+    max_length: int = param(128, ge=8)
+    k_shot: int = param(0, ge=0, le=32)  # demonstrations from the train split, drawn with the run's seed
     calibrate: bool = True  # on SmolLM2 and BBC News: 0.21 accuracy without, ~0.64 with
 
 

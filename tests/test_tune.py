@@ -138,7 +138,7 @@ def fake_runner(statuses: dict[int, str]):
     """run_one stand-in: trial N gets statuses[N]; "interrupt" behaves as Ctrl-C during the run."""
     seen = []
 
-    def run_one(spec, results_dir, quiet=False):
+    def run_one(spec, results_dir, quiet=False, **_):  # secret_env: the storage URL
         seen.append(spec)
         status = statuses[spec.study["trial"]]
         rec = base_record(spec, "cancelled" if status == "interrupt" else status, None if status == "ok" else "x")
