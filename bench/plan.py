@@ -36,6 +36,12 @@ def split_for(exp: Experiment) -> SplitSpec:
         if exp.per_class is None and sizes and max(sizes) > counts[0]:
             # a curve on the default split: draw the train split at the largest size asked for
             counts = (max(sizes), counts[1], counts[2])
+            smallest = min(source_for(exp.dataset).load(dataset_options(exp)).pool["label"].value_counts())
+            if sum(counts) > smallest:
+                raise BenchError(f"--train-sizes {max(sizes)}: with the default {counts[1]} validation and "
+                                 f"{counts[2]} test rows per class it needs {sum(counts)} rows of every class; "
+                                 f"the smallest has {smallest}: give smaller sizes, or set --per-class "
+                                 "TRAIN,VAL,TEST yourself")
         spec = SplitSpec("per-class", counts)
     if exp.max_rows is not None and (exp.max_rows < 2 or spec.mode == "per-class"):
         raise BenchError(f"--max-rows {exp.max_rows}: give at least 2, with --split stratified:... or official "
