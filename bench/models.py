@@ -6,6 +6,7 @@ cached as safetensors, so later loads take seconds)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -193,25 +194,17 @@ def random_model_folder(arch: str, log: Callable[[str], None] = print) -> Path:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     log(f"building random:{arch} on {device} in bf16 (once; cached in {target}) ...")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".random-", dir=target.parent))
     try:
-        config = AutoConfig.for_model(**spec)
-        torch.manual_seed(0)  # the same weights on every machine of the same kind
-        with torch.device(device):
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-        model.save_pretrained(tmp, max_shard_size="2GB")
-        del model
-        gguf = package_dir(ALIASES["smollm2"].package) / ALIASES["smollm2"].relpath
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        tokenizer.save_pretrained(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process built it first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with building(target) as tmp:
+            config = AutoConfig.for_model(**spec)
+            torch.manual_seed(0)  # the same weights on every machine of the same kind
+            with torch.device(device):
+                model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+            model.save_pretrained(tmp, max_shard_size="2GB")
+            del model
+            gguf = package_dir(ALIASES["smollm2"].package) / ALIASES["smollm2"].relpath
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            tokenizer.save_pretrained(tmp)
     finally:
         if device == "cuda":
             torch.cuda.empty_cache()
@@ -265,9 +258,7 @@ def _dequantized_copy(gguf: Path, log: Callable[[str], None]) -> Path:
     log(f"converting {gguf.name} to safetensors (once; cached in {target}) ...")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
+    with building(target) as tmp:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # transformers marks GGUF-loaded models as quantized and refuses to save them, but the
@@ -278,14 +269,24 @@ def _dequantized_copy(gguf: Path, log: Callable[[str], None]) -> Path:
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+    return target
+
+
+@contextlib.contextmanager
+def building(target: Path):
+    """A temporary folder beside `target`, renamed to it when the block succeeds (whole or not at all,
+    for other processes reading the cache); where another process got there first, theirs is kept."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:20]}-", dir=target.parent))
+    try:
+        yield tmp
         try:
             os.rename(tmp, target)
-        except OSError:  # another process converted it first: keep theirs
+        except OSError:  # another process built it first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
 
 
 def alias_status() -> list[tuple[str, bool, str, str]]:
