@@ -1,11 +1,12 @@
 """Run records: one JSON file per run, written atomically, never edited after an `ok`.
 
-The keys below are a contract read by the report, tuning, users' notebooks and outside checks
-(DESIGN.md, "Record contract"): keep them stable, add freely, bump SCHEMA when one changes meaning.
+The keys below are a contract read by the report, tuning, users' notebooks and outside checks (the
+README's "Records" lists them whole): keep them stable, add freely, bump SCHEMA when one changes meaning.
 
     schema, run_id, status ("ok"|"failed"|"oom"|"cancelled"|"pruned"), error,
-    strategy, seed, model {name, source, provenance}, dataset {name, n_train, n_val, n_test, labels},
-    params, metrics, baseline, history, cost, env, config, eval_split, started_at, finished_at
+    strategy, seed, model {name, source, provenance}, dataset {name, n_train, n_val, n_test, labels,
+    split, class_counts, split_ids}, train_size, params, metrics {..., ci}, baseline, majority_baseline,
+    history, cost, env, config, eval_split, predictions, truth, started_at, finished_at
 """
 
 from __future__ import annotations
