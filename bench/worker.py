@@ -65,7 +65,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     started = now()
     on_epoch = None
     if spec.study:
-        from bench.tune import epoch_reporter
+        from bench.study_storage import epoch_reporter
 
         on_epoch = epoch_reporter(spec.study, spec.params.get("epochs"))
     tracker = Tracker(on_epoch=on_epoch, quiet=quiet)

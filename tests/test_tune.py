@@ -23,7 +23,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from bench import cli, tune
+from bench import cli, study_storage, tune
 from bench.config import coerce_params
 from bench.errors import BenchError, Pruned
 from bench.records import iter_records, record_path, write_record
@@ -87,8 +87,8 @@ def test_epoch_reporter_prunes_a_run_below_the_median(tmp_path):
     fake_history(study, 0.9)
     bad, good = study.ask(), study.ask()
     info = {"name": "s", "storage": url, "pruner": "median"}
-    report_bad = tune.epoch_reporter({**info, "trial_id": bad._trial_id})
-    report_good = tune.epoch_reporter({**info, "trial_id": good._trial_id})
+    report_bad = study_storage.epoch_reporter({**info, "trial_id": bad._trial_id})
+    report_good = study_storage.epoch_reporter({**info, "trial_id": good._trial_id})
     report_bad({"epoch": 1, "val_balanced_accuracy": 0.1})  # the first epoch is never judged
     report_bad({"epoch": 2, "val_accuracy": 0.1})  # no balanced figure: nothing reported
     with pytest.raises(Pruned, match="epoch 2"):
@@ -98,7 +98,7 @@ def test_epoch_reporter_prunes_a_run_below_the_median(tmp_path):
     fresh = {t.number: t for t in load_fresh(url, "s").trials}
     assert fresh[bad.number].intermediate_values == {1: 0.1, 2: 0.1}
     assert fresh[good.number].intermediate_values == {1: 0.95, 2: 0.95, 3: 0.95}
-    assert tune.epoch_reporter({**info, "trial_id": bad._trial_id, "pruner": "none"}) is None
+    assert study_storage.epoch_reporter({**info, "trial_id": bad._trial_id, "pruner": "none"}) is None
 
 
 def test_epoch_reporter_never_prunes_at_the_last_epoch(tmp_path):
@@ -107,7 +107,7 @@ def test_epoch_reporter_never_prunes_at_the_last_epoch(tmp_path):
     study = optuna.create_study(study_name="s", storage=tune.open_storage(url), direction="maximize")
     fake_history(study, 0.9)
     bad = study.ask()
-    report = tune.epoch_reporter({"name": "s", "storage": url, "pruner": "median", "trial_id": bad._trial_id},
+    report = study_storage.epoch_reporter({"name": "s", "storage": url, "pruner": "median", "trial_id": bad._trial_id},
                                  epochs=2)
     report({"epoch": 1, "val_balanced_accuracy": 0.1})
     report({"epoch": 2, "val_balanced_accuracy": 0.1})  # below the median, but the last epoch
