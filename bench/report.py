@@ -20,7 +20,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from bench import charts, report_trust, summary
+from bench import charts, report_trust, summary, summary_tuning
 from bench.errors import BenchError
 from bench.records import iter_records
 from bench.secrets import mask_secrets
@@ -390,15 +390,15 @@ def run_row(record: dict, run: pd.Series) -> dict[str, Any]:
 
 def tuning_section(runs: pd.DataFrame) -> list[dict[str, Any]]:
     studies = []
-    for s, (name, trials) in enumerate(summary.study_trials(runs).items()):
+    for s, (name, trials) in enumerate(summary_tuning.study_trials(runs).items()):
         complete = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
         objective = str(trials["objective"].iloc[0])
         history_svg = None
         if not complete.empty:
             values = complete["value"].tolist()
             history_svg = charts.optimization_history(complete["number"].tolist(), values,
-                                                      summary.best_so_far(values), objective, f"study{s}-history")
-        importances, note = summary.param_importances(trials)
+                                                      summary_tuning.best_so_far(values), objective, f"study{s}-history")
+        importances, note = summary_tuning.param_importances(trials)
         best = complete.loc[complete["value"].idxmax()] if not complete.empty else None
         studies.append({
             "name": name, "objective": objective,

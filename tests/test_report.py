@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import charts, summary
+from bench import charts, summary, summary_tuning
 from bench.errors import BenchError
 from bench.records import write_record
 from bench.report import render_report, summary_section
@@ -258,8 +258,8 @@ def test_single_seed_std_is_absent_not_nan():
 
 def test_importance_guard_with_one_complete_trial():
     runs = summary.runs_frame([trial_record(0, "COMPLETE", 0.7, 1e-4, 8), trial_record(1, "PRUNED", None, 1e-3, 4)])
-    trials = summary.study_trials(runs)["lora-tune"]
-    importances, note = summary.param_importances(trials)
+    trials = summary_tuning.study_trials(runs)["lora-tune"]
+    importances, note = summary_tuning.param_importances(trials)
     assert importances == {} and "at least 2 complete trials" in note
 
 
@@ -310,8 +310,8 @@ def test_output_is_deterministic():
     points = [{"label": "a", "strategy": "a", "cost": 0.0, "accuracy": 0.5, "accuracy_std": 0.01, "pareto": True},
               {"label": "b", "strategy": "b", "cost": 1e6, "accuracy": 0.9, "accuracy_std": math.nan, "pareto": True}]
     assert charts.cost_scatter(points, "params", True, "c") == charts.cost_scatter(points, "params", True, "c")
-    trials = summary.study_trials(summary.runs_frame(fixture_records()))["lora-tune"]
-    assert summary.param_importances(trials) == summary.param_importances(trials)
+    trials = summary_tuning.study_trials(summary.runs_frame(fixture_records()))["lora-tune"]
+    assert summary_tuning.param_importances(trials) == summary_tuning.param_importances(trials)
 
 
 # ---------------------------------------------------------------- a real browser
