@@ -43,12 +43,9 @@ def compare_block(dataset: str, size: str, groups: list, metric: str, label) -> 
     means = {key: float(g[metric].mean()) for key, g in groups}
     pairs = []
     for (key_a, a), (key_b, b) in itertools.combinations(groups, 2):
-        if means[key_b] > means[key_a]:  # the higher mean first, so differences mostly read as gains
-            (key_a, a), (key_b, b) = (key_b, b), (key_a, a)
         pair = compare_pair(a, b, metric)
-        if pair.get("n_seeds") and pair["difference"] < 0:  # on the rows they share, b is ahead: say so
-            (key_a, a), (key_b, b) = (key_b, b), (key_a, a)
-            pair = compare_pair(a, b, metric)
+        if pair.get("swapped"):  # b is ahead on the rows both ran: it reads first
+            key_a, key_b = key_b, key_a
         pair.update(a=names[key_a], b=names[key_b], key_a=key_a, key_b=key_b)
         pairs.append(pair)
     tested = [p for p in pairs if p.get("p") is not None]
@@ -72,7 +69,8 @@ def compare_block(dataset: str, size: str, groups: list, metric: str, label) -> 
 
 
 def compare_pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any]:
-    """The two groups' runs matched by seed on equal test rows, then the tests described above."""
+    """The two groups' runs matched by seed on equal test rows, then the tests described above, with
+    the one ahead on those rows as A (`swapped` says b was)."""
     matched = []
     for seed in sorted(set(a["seed"].dropna()) & set(b["seed"].dropna())):
         ra, rb = a[a["seed"] == seed].iloc[-1], b[b["seed"] == seed].iloc[-1]
@@ -88,6 +86,10 @@ def compare_pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any
     pred_a = np.concatenate([ra["predictions"] for _, ra, _ in matched])
     pred_b = np.concatenate([rb["predictions"] for _, _, rb in matched])
     groups = np.concatenate([np.full(len(ra["truth"]), i) for i, (_, ra, _) in enumerate(matched)])
+    swapped = stats.mean_difference(truth, pred_a, pred_b, groups, metric, n_classes) < 0
+    if swapped:
+        pred_a, pred_b = pred_b, pred_a
+        matched = [(seed, rb, ra) for seed, ra, rb in matched]
     per_seed = []
     for i, (seed, ra, rb) in enumerate(matched):
         rows = groups == i
@@ -107,7 +109,7 @@ def compare_pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any
     seed_b = [float(rb[metric]) for _, _, rb in matched]
     return {"n_seeds": len(matched), "difference": pooled["difference"], "ci": pooled["ci"], "p": p,
             "test": test, "per_seed": per_seed, "t_p": stats.paired_t_over_seeds(seed_a, seed_b),
-            "n_rows": int(len(truth))}
+            "n_rows": int(len(truth)), "swapped": swapped}
 
 
 def verdict(pair: dict[str, Any]) -> str:

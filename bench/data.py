@@ -136,13 +136,14 @@ def prepare(raw: RawDataset, split: "SplitSpec | str | Sequence[int]", seed: int
         official_test, official_val = _official_extra(raw)
         # a text in both the pool and the official test split must not be trained on
         pool = pool[~pool["text"].isin(set(official_test["text"]))].reset_index(drop=True)
-        labels = [x for x in raw.labels if x in present or x in set(official_test["label"])]
-        if spec.mode == "official":
+        if spec.mode == "official":  # a class only the test split has is named by official_rows' error
+            labels = [x for x in raw.labels if x in present or x in set(official_test["label"])]
             pool = cap_rows(pool, labels, max_rows, rng)
-            if official_val is not None:
+            if official_val is not None:  # nor validated on
                 official_val = official_val[~official_val["text"].isin(set(pool["text"]) | set(official_test["text"]))]
             parts = official_rows(pool, official_val, official_test, labels, rng, raw.name)
         else:
+            labels = [x for x in raw.labels if x in present]
             parts = per_class_rows(pool, labels, spec.sizes, rng, raw.name, official_test)
     elif spec.mode == "stratified":
         labels = [x for x in raw.labels if x in present]
@@ -179,5 +180,4 @@ def _official_extra(raw: RawDataset) -> tuple[pd.DataFrame, pd.DataFrame | None]
     if raw.val is not None and len(raw.val):
         validate_rows(raw.val, f"{raw.name} (validation split)")
         val, _ = deduplicate(raw.val)
-        val = val[~val["text"].isin(set(test["text"]))]
     return test, val

@@ -36,12 +36,6 @@ def split_for(exp: Experiment) -> SplitSpec:
         if exp.per_class is None and sizes and max(sizes) > counts[0]:
             # a curve on the default split: draw the train split at the largest size asked for
             counts = (max(sizes), counts[1], counts[2])
-            smallest = min(source_for(exp.dataset).load(dataset_options(exp)).pool["label"].value_counts())
-            if sum(counts) > smallest:
-                raise BenchError(f"--train-sizes {max(sizes)}: with the default {counts[1]} validation and "
-                                 f"{counts[2]} test rows per class it needs {sum(counts)} rows of every class; "
-                                 f"the smallest has {smallest}: give smaller sizes, or set --per-class "
-                                 "TRAIN,VAL,TEST yourself")
         spec = SplitSpec("per-class", counts)
     if exp.max_rows is not None and (exp.max_rows < 2 or spec.mode == "per-class"):
         raise BenchError(f"--max-rows {exp.max_rows}: give at least 2, with --split stratified:... or official "
@@ -79,9 +73,17 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
     device = resolve_device(exp.device)
     if check_data:  # the data errors surface here, before any model loads
         raw = load_raw(exp.dataset, options)
-        for seed in exp.seeds:
-            for size in sizes:
-                prepare(raw, split, seed, exp.test_from, exp.max_rows, size)
+        try:
+            for seed in exp.seeds:
+                for size in sizes:
+                    prepare(raw, split, seed, exp.test_from, exp.max_rows, size)
+        except BenchError as exc:
+            if exp.per_class is None and not exp.split and split.sizes[0] != per_class_for(exp)[0]:
+                # the split was widened for --train-sizes: say so, not "lower --per-class"
+                raise BenchError(f"--train-sizes {split.sizes[0]} needs the default split to grow to "
+                                 f"{split.text()}, and {str(exc).split(';')[0]}: give smaller sizes, or set "
+                                 "--per-class TRAIN,VAL,TEST yourself") from None
+            raise
     specs = []
     resolved_models = {}
     for strat in strategies:

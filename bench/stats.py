@@ -64,8 +64,6 @@ METRIC_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]]
 def bootstrap_intervals(truth: Sequence[int], pred: Sequence[int], n_classes: int, seed: int = 0,
                         n_resamples: int = N_RESAMPLES) -> dict:
     """95% BCa bootstrap intervals over the rows for every metric in METRICS; the record's `metrics.ci`."""
-    from scipy.stats import bootstrap
-
     truth, pred = np.asarray(truth, dtype=np.int64), np.asarray(pred, dtype=np.int64)
     out: dict = {"confidence": CONFIDENCE, "n_resamples": n_resamples, "method": "bootstrap BCa over test rows",
                  "seed": seed}
@@ -77,22 +75,24 @@ def bootstrap_intervals(truth: Sequence[int], pred: Sequence[int], n_classes: in
             idx = np.moveaxis(np.asarray(idx), axis, -1)
             return fn(truth[idx], pred[idx], n_classes)
 
-        out[name] = _interval(bootstrap, (rows,), statistic, seed, n_resamples, paired=False)
+        out[name] = _bca_interval(rows, statistic, seed, n_resamples)
     return out
 
 
-def _interval(bootstrap, data, statistic, seed, n_resamples, paired) -> list[float]:
-    """BCa, falling back to the percentile interval where BCa is undefined (every resample equal,
-    e.g. a perfect score)."""
+def _bca_interval(rows: np.ndarray, statistic, seed: int, n_resamples: int) -> list[float]:
+    """BCa over resampled `rows`, falling back to the percentile interval where BCa is undefined
+    (every resample equal, e.g. a perfect score)."""
+    from scipy.stats import bootstrap
+
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = bootstrap(data, statistic, paired=paired, vectorized=True, n_resamples=n_resamples,
+            res = bootstrap((rows,), statistic, vectorized=True, n_resamples=n_resamples,
                             confidence_level=CONFIDENCE, method=method, rng=np.random.default_rng(seed))
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
         if math.isfinite(low) and math.isfinite(high):
             return [low, high]
-    value = float(statistic(data[0]))
+    value = float(statistic(rows))
     return [value, value]
 
 
@@ -129,27 +129,20 @@ def paired_difference(truth: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
                       metric: str, n_classes: int, seed: int = 0, n_resamples: int = N_RESAMPLES,
                       test: bool = True) -> dict:
     """Metric(a) - metric(b), averaged over `groups` (seeds), with a paired bootstrap interval (rows
-    resampled, each row keeping both predictions) and, with `test`, a paired permutation test's p-value
-    (each row's two predictions swapped at random: the null that a and b are exchangeable)."""
-    from scipy.stats import bootstrap, permutation_test
+    resampled within each seed, each row keeping both predictions) and, with `test`, a paired
+    permutation test's p-value (each row's two predictions swapped at random: the null that a and b
+    are exchangeable)."""
+    from scipy.stats import permutation_test
 
     fn = METRIC_FUNCTIONS[metric]
     truth, pred_a, pred_b = (np.asarray(x, dtype=np.int64) for x in (truth, pred_a, pred_b))
     group_ids = [np.flatnonzero(groups == g) for g in np.unique(groups)]
 
     def difference(t, a, b):
-        return np.mean([fn(t[..., g], a[..., g], n_classes) - fn(t[..., g], b[..., g], n_classes)
-                        for g in group_ids], axis=0)
+        return _mean_difference(t, a, b, group_ids, fn, n_classes)
 
-    observed = float(difference(truth, pred_a, pred_b))
-    rows = np.arange(len(truth))
-    if len(group_ids) == 1:
-        interval = _interval(bootstrap, (rows,), lambda idx, axis=-1: _diff_at(idx, axis, truth, pred_a, pred_b,
-                                                                               fn, n_classes),
-                             seed, n_resamples, paired=False)
-    else:
-        interval = _stratified_interval(group_ids, truth, pred_a, pred_b, fn, n_classes, seed, n_resamples)
-    result = {"difference": observed, "ci": interval}
+    result = {"difference": float(difference(truth, pred_a, pred_b)),
+              "ci": _stratified_interval(group_ids, truth, pred_a, pred_b, fn, n_classes, seed, n_resamples)}
     if test:
         def statistic(a, b, axis=-1):
             return difference(truth, np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1))
@@ -158,6 +151,18 @@ def paired_difference(truth: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
                                n_resamples=n_resamples, alternative="two-sided", rng=np.random.default_rng(seed))
         result["p"] = float(res.pvalue)
     return result
+
+
+def mean_difference(truth, pred_a, pred_b, groups, metric: str, n_classes: int) -> float:
+    """Metric(a) - metric(b), averaged over `groups` (seeds): the observed figure, no resampling."""
+    group_ids = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    return float(_mean_difference(np.asarray(truth), np.asarray(pred_a), np.asarray(pred_b), group_ids,
+                                  METRIC_FUNCTIONS[metric], n_classes))
+
+
+def _mean_difference(t, a, b, group_ids, fn, n_classes):
+    return np.mean([fn(t[..., g], a[..., g], n_classes) - fn(t[..., g], b[..., g], n_classes)
+                    for g in group_ids], axis=0)
 
 
 def _diff_at(idx, axis, truth, pred_a, pred_b, fn, n_classes):

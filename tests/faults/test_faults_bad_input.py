@@ -60,7 +60,7 @@ CASES = [  # (id, args after `bench`, a word the error line must hold)
     ("split-col-without-official", ["run", *FE, "--split-col", "part"], "--split official"),
     ("max-rows-per-class", ["run", *FE, "--max-rows", "50"], "--max-rows"),
     ("train-sizes-words", ["run", *FE, "--train-sizes", "a,b"], "--train-sizes"),
-    ("train-sizes-too-big", ["run", *FE, "--train-sizes", "8,900"], "smallest has"),
+    ("train-sizes-too-big", ["run", *FE, "--train-sizes", "8,900"], "give smaller sizes"),
     ("seeds-words", ["run", "--seeds", "a,b"], "--seeds"),
     ("seeds-empty", ["run", "--seeds", ","], "--seeds"),
     ("missing-config", ["run", "--config", "/no/such.yaml"], "does not exist"),
