@@ -64,8 +64,7 @@ def compare_block(dataset: str, size: str, groups: list, metric: str, label) -> 
         elif pair["p_holm"] >= stats.ALPHA:
             tied.append(names[other])
     return {"dataset": dataset, "train_size": size, "metric": metric, "best": names[best],
-            "best_mean": means[best], "tied": tied, "unknown": unknown, "pairs": pairs,
-            "n_groups": len(groups)}
+            "best_mean": means[best], "tied": tied, "unknown": unknown, "pairs": pairs}
 
 
 def compare_pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any]:
@@ -109,7 +108,7 @@ def compare_pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any
     seed_b = [float(rb[metric]) for _, _, rb in matched]
     return {"n_seeds": len(matched), "difference": pooled["difference"], "ci": pooled["ci"], "p": p,
             "test": test, "per_seed": per_seed, "t_p": stats.paired_t_over_seeds(seed_a, seed_b),
-            "n_rows": int(len(truth)), "swapped": swapped}
+            "swapped": swapped}
 
 
 def verdict(pair: dict[str, Any]) -> str:

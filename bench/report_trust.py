@@ -141,8 +141,7 @@ def efficiency_section(table: pd.DataFrame, label: Callable) -> list[dict[str, A
                           "means": group[f"{metric}_mean"].tolist(),
                           "lows": group[f"{metric}_ci_low"].tolist(), "highs": group[f"{metric}_ci_high"].tolist(),
                           "cells": [f"{m:.3f} {fmt_interval(lo, hi)}" for m, lo, hi in
-                                    zip(group[f"{metric}_mean"], group[f"{metric}_ci_low"], group[f"{metric}_ci_high"])],
-                          "seeds": group["n_seeds"].tolist()})
+                                    zip(group[f"{metric}_mean"], group[f"{metric}_ci_low"], group[f"{metric}_ci_high"])]})
         sizes = sorted({s for line in lines for s in line["sizes"]})
         fraction = all(s <= 1 for s in sizes)
         x_label = "training rows per class" if not fraction else "fraction of the train split"

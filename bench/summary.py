@@ -152,9 +152,7 @@ def flatten(record: dict) -> dict[str, Any]:
         "majority_balanced_accuracy": number(dig(record, "majority_baseline", "balanced_accuracy")),
         **{f"{m}_ci": interval(dig(scored, "metrics", "ci", m)) for m in QUALITY},
         "train_size": size_label(record.get("train_size")),
-        "train_size_value": number(record.get("train_size")),
         "test_counts": test_counts(record),
-        "split_mode": str(dig(record, "dataset", "split", "mode") or "per-class"),
         "truth": int_list(scored.get("truth")),  # no predictions: out of the significance tests too
         "predictions": int_list(scored.get("predictions")),
         "eval_key": eval_key(record),
