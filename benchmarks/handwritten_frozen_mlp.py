@@ -58,9 +58,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from bench.data import parse_per_class, prepare
-    from bench.datasets import DatasetOptions, load_raw
-    from bench.trackers import cpu_threads
+    from bench.data.task import parse_per_class, prepare
+    from bench.data.sources import DatasetOptions, load_raw
+    from bench.engine.trackers import cpu_threads
 
     torch.set_num_threads(args.threads or cpu_threads())
     torch.manual_seed(args.seed)

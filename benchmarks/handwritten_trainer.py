@@ -6,7 +6,7 @@ pandas splits -> `datasets.Dataset`, inverse-frequency class weights, a `CustomT
 (`tokenizer(..., padding=True, truncation=True)` under `torch.no_grad`) before and after training.
 
 `bench perf` runs it in its own process against the suite's run of the same strategy, on the same
-data split (`bench.data.prepare(load_raw(...), per_class, seed)`), the same model files, tokenizer
+data split (`bench.data.task.prepare(load_raw(...), per_class, seed)`), the same model files, tokenizer
 max_length, hyperparameters, LoRA configuration, device, precision (fp32 unless --bf16: bf16 autocast
 through the Trainer and around the test loop; weights loaded in --dtype, what trains kept fp32, as the
 suite does) and thread count.
@@ -76,8 +76,8 @@ def parse_args(argv=None):
 
 def load_splits(args):
     """The suite's own split (same rows, same labels), as the article's three DataFrames."""
-    from bench.data import parse_per_class, prepare
-    from bench.datasets import DatasetOptions, load_raw
+    from bench.data.task import parse_per_class, prepare
+    from bench.data.sources import DatasetOptions, load_raw
 
     data = prepare(load_raw(args.dataset, DatasetOptions(ag_news_dir=args.ag_news_dir)),
                    parse_per_class(args.per_class), args.seed)
@@ -88,7 +88,7 @@ def load_splits(args):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from bench.trackers import cpu_threads
+    from bench.engine.trackers import cpu_threads
 
     torch.set_num_threads(args.threads or cpu_threads())
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -203,7 +203,7 @@ def main(argv=None) -> dict:
             per_device_eval_batch_size=args.eval_batch_size,
             num_train_epochs=args.epochs,
             weight_decay=args.weight_decay,
-            # the suite's warmup, in steps computed as bench.training.fit does (transformers 5 takes a
+            # the suite's warmup, in steps computed as bench.engine.training.fit does (transformers 5 takes a
             # ratio through warmup_steps too, but rounds it its own way)
             warmup_steps=int(args.warmup_ratio * args.epochs * math.ceil(len(train_df) / args.batch_size)),
             eval_strategy="epoch",

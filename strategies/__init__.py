@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 # name -> "module:class"; imported only when used, so `bench list` stays fast
 REGISTRY = {

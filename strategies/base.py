@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:  # keep `bench list` and the CLI import-light
     import optuna
 
-    from bench.context import RunContext
+    from bench.engine.context import RunContext
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Strategy:
     description: ClassVar[str]
     default_model: ClassVar[str]
     Params: ClassVar[type]  # a dataclass; every field has a default
-    # Params fields whose default differs on a CUDA device; bench.plan applies them where the
+    # Params fields whose default differs on a CUDA device; bench.running.plan applies them where the
     # resolved device is CUDA and the user gave no value, so the record shows what ran
     gpu_defaults: ClassVar[dict[str, Any]] = {}
 

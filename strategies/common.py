@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.context import RunContext
-from bench.tokens import Encoded, encode
-from bench.training import TrainSettings, count_params, fit, pad_id_of, predict
+from bench.engine.context import RunContext
+from bench.engine.tokens import Encoded, encode
+from bench.engine.training import TrainSettings, count_params, fit, pad_id_of, predict
 from strategies.base import StrategyResult
 
 
@@ -101,7 +101,7 @@ def train_and_evaluate(ctx: RunContext, model, tokenizer, p, extra_cost=None) ->
     eval split as the baseline, training with per-epoch validation (best epoch kept), then the
     trained model on the eval split. `p` carries max_length and the TrainSettings fields;
     `extra_cost(model)` adds strategy-specific cost figures (e.g. adapter size)."""
-    from bench.device import use_bf16
+    from bench.engine.device import use_bf16
 
     cast = keep_trainable_fp32(model)
     if cast:

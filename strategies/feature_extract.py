@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.context import RunContext
-from bench.params import param
-from bench.device import autocast, use_bf16
-from bench.errors import Diverged
-from bench.tokens import Encoded, encode, tokenizer_identity
+from bench.engine.context import RunContext
+from bench.core.params import param
+from bench.engine.device import autocast, use_bf16
+from bench.core.errors import Diverged
+from bench.engine.tokens import Encoded, encode, tokenizer_identity
 from strategies.base import Strategy, StrategyResult
 from strategies.common import load_tokenizer
 
@@ -161,7 +161,7 @@ def _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name, 
 @torch.inference_mode()
 def _embed(model, enc: Encoded, ctx: RunContext, tokenizer, pooling: str, split_name: str,
            count_as: str = "embed") -> np.ndarray:
-    from bench.training import pad_batch, pad_id_of
+    from bench.engine.training import pad_batch, pad_id_of
 
     pad = pad_id_of(tokenizer)
     lengths = enc.lengths()

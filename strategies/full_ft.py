@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.context import RunContext
-from bench.kernels import SpeedParams, apply_speed_params, load_kwargs
-from bench.params import param
+from bench.engine.context import RunContext
+from bench.engine.kernels import SpeedParams, apply_speed_params, load_kwargs
+from bench.core.params import param
 from strategies.base import Strategy, StrategyResult
 from strategies.common import load_classifier, load_tokenizer, train_and_evaluate
 

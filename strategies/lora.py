@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from bench.context import RunContext
-from bench.kernels import apply_speed_params, load_kwargs
+from bench.engine.context import RunContext
+from bench.engine.kernels import apply_speed_params, load_kwargs
 from strategies.base import Strategy, StrategyResult
 from strategies.common import load_classifier, load_tokenizer
 from strategies.peft_common import GPU_DEFAULTS, LoRAParams, add_lora, check_lora_params, lora_search_space, train_and_evaluate
@@ -16,7 +16,7 @@ def frozen_dtype(ctx: RunContext):
     train in fp32 either way (common.keep_trainable_fp32)."""
     import torch
 
-    from bench.device import use_bf16
+    from bench.engine.device import use_bf16
 
     if ctx.device.startswith("cuda") and use_bf16(ctx.device, ctx.precision):
         return torch.bfloat16

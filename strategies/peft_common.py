@@ -1,5 +1,5 @@
 """What lora and qlora share: their hyperparameters, which modules get adapters and which module is
-the head, the peft config, and the train-evaluate-measure sequence around bench.training.fit."""
+the head, the peft config, and the train-evaluate-measure sequence around bench.engine.training.fit."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.context import RunContext
-from bench.params import param
-from bench.errors import BenchError
-from bench.kernels import SpeedParams
+from bench.engine.context import RunContext
+from bench.core.params import param
+from bench.core.errors import BenchError
+from bench.engine.kernels import SpeedParams
 from strategies import common
 from strategies.base import StrategyResult
 
@@ -42,7 +42,7 @@ class LoRAParams(SpeedParams):
     class_weights: bool = False
 
 
-# Applied where the run's device is CUDA and the user set no value (bench.plan): the seed's 512-token
+# Applied where the run's device is CUDA and the user set no value (bench.running.plan): the seed's 512-token
 # limit, and batches of up to 4,096 padded tokens instead of 8 rows. Provisional, from the plain HF
 # stack on an H100 (issue 11: throughput stops rising at about 4,096 tokens a step; 8 rows of ~56
 # AG News tokens leave the GPU waiting); not yet measured with the suite itself.

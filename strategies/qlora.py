@@ -9,9 +9,9 @@ import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 
-from bench.context import RunContext
-from bench.errors import BenchError
-from bench.kernels import apply_speed_params, load_kwargs
+from bench.engine.context import RunContext
+from bench.core.errors import BenchError
+from bench.engine.kernels import apply_speed_params, load_kwargs
 from strategies.base import Strategy, StrategyResult
 from strategies.common import load_classifier, load_tokenizer
 from strategies.peft_common import (GPU_DEFAULTS, LoRAParams, add_lora, check_lora_params, classifier_head_names,
@@ -119,7 +119,7 @@ def nf4_config(ctx: RunContext, keep_full_precision: list[str]):
     import torch
     from transformers import BitsAndBytesConfig
 
-    from bench.device import use_bf16
+    from bench.engine.device import use_bf16
 
     compute = torch.bfloat16 if use_bf16(ctx.device, ctx.precision) else torch.float32
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,

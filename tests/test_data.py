@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.data import parse_per_class, prepare
-from bench.datasets import DatasetOptions, load_raw
-from bench.errors import BenchError
+from bench.data.task import parse_per_class, prepare
+from bench.data.sources import DatasetOptions, load_raw
+from bench.core.errors import BenchError
 from tests.conftest import SHARED_AG_NEWS
 
 
@@ -125,7 +125,7 @@ def test_ag_news_local_folder(monkeypatch):
     assert len(raw.pool) == 7600 and raw.pool["label"].value_counts().tolist() == [1900] * 4
     data = prepare(raw, (100, 20, 50), seed=0)
     assert np.bincount(data.test.labels).tolist() == [50] * 4
-    from bench.datasets.ag_news import SOURCE
+    from bench.data.sources.ag_news import SOURCE
     assert SOURCE.default_per_class(DatasetOptions()) == (1000, 200, 500)  # test file only
 
 

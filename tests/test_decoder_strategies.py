@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from bench.context import RunContext
-from bench.data import Split, TaskData
-from bench.errors import BenchError
-from bench.models import ModelRef
-from bench.trackers import Tracker
+from bench.engine.context import RunContext
+from bench.data.task import Split, TaskData
+from bench.core.errors import BenchError
+from bench.engine.models import ModelRef
+from bench.engine.trackers import Tracker
 from strategies.common import load_classifier, load_tokenizer
 from strategies.lora import LoRA
 from strategies.peft_common import (LoRAParams, add_lora, classifier_head_names, default_target_modules)
@@ -236,11 +236,11 @@ def test_target_modules_and_head_are_detected(task, tiny_llama, tiny_bert):
 
 
 def test_lora_run_on_a_decoder(task, tiny_llama, monkeypatch):
-    import bench.training
+    import bench.engine.training
 
     swaps = []
-    real = bench.training.use_fast_dropout
-    monkeypatch.setattr(bench.training, "use_fast_dropout", lambda m: swaps.append(real(m)) or swaps[-1])
+    real = bench.engine.training.use_fast_dropout
+    monkeypatch.setattr(bench.engine.training, "use_fast_dropout", lambda m: swaps.append(real(m)) or swaps[-1])
     ctx = context(task, tiny_llama)
     result = LoRA().run(ctx, LoRAParams(r=4, alpha=8, epochs=2, batch_size=8, max_length=16))
     assert swaps and swaps[0][0] >= 2  # training on the CPU drew the adapters' dropout masks with numpy

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.dropout import ATTENTION_NAME, FastDropout, attention_with_fast_dropout, keep_mask, use_fast_dropout
+from bench.engine.dropout import ATTENTION_NAME, FastDropout, attention_with_fast_dropout, keep_mask, use_fast_dropout
 
 
 def test_keep_mask_keeps_one_minus_p_of_the_elements():

@@ -3,7 +3,7 @@ zero-shot, LoRA and 4-bit QLoRA on the CPU, on a small BBC News split. Slow: `-m
 
 import pytest
 
-from bench.records import iter_records
+from bench.core.records import iter_records
 from tests.conftest import run_bench
 
 pytestmark = pytest.mark.slow  # ~3 min of SmolLM2 on 2 CPU cores

@@ -3,7 +3,7 @@ local AG News file. Slow (a minute or two each): `pytest -m 'not slow'` skips th
 
 import pytest
 
-from bench.records import iter_records
+from bench.core.records import iter_records
 from tests.conftest import SHARED_AG_NEWS, run_bench
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_imbalanced_csv_through_a_stratified_split(tmp_path):
     headline, and the majority floor (accuracy 0.87, balanced 0.5) is in the record."""
     import pandas as pd
 
-    from bench.datasets import load_raw
+    from bench.data.sources import load_raw
 
     pool = load_raw("bbc-news").pool.drop_duplicates("text")
     big = pool[pool["label"] == "business"].head(260)

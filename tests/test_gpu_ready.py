@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from bench.config import Experiment
-from bench.errors import BenchError
-from bench.training import token_budget_batches
+from bench.running.config import Experiment
+from bench.core.errors import BenchError
+from bench.engine.training import token_budget_batches
 
 from tests.conftest import run_bench
 
@@ -46,10 +46,10 @@ def test_a_row_longer_than_the_budget_is_a_batch_of_one():
 # ---------------------------------------------------------------- defaults by device, knobs
 
 def plan_on(device, monkeypatch, **exp):
-    import bench.plan
+    import bench.running.plan
 
-    monkeypatch.setattr(bench.plan, "resolve_device", lambda requested: device)
-    return {s.strategy: s for s in bench.plan.plan(Experiment(**exp), check_data=False)}
+    monkeypatch.setattr(bench.running.plan, "resolve_device", lambda requested: device)
+    return {s.strategy: s for s in bench.running.plan.plan(Experiment(**exp), check_data=False)}
 
 
 def test_cuda_defaults_apply_only_on_cuda_and_never_over_the_user(monkeypatch):
@@ -96,7 +96,7 @@ def test_compile_layers_finds_the_decoder_blocks():
     import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    from bench.kernels import repeated_layers
+    from bench.engine.kernels import repeated_layers
 
     with torch.device("meta"):
         model = LlamaForSequenceClassification(LlamaConfig(hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
@@ -107,7 +107,7 @@ def test_compile_layers_finds_the_decoder_blocks():
 # ---------------------------------------------------------------- models
 
 def test_llama3_alias_offline_names_what_to_do(monkeypatch):
-    from bench.models import resolve_model
+    from bench.engine.models import resolve_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BenchError) as err:
@@ -117,7 +117,7 @@ def test_llama3_alias_offline_names_what_to_do(monkeypatch):
 
 
 def test_unknown_random_architecture_lists_the_known_ones():
-    from bench.models import resolve_model
+    from bench.engine.models import resolve_model
 
     with pytest.raises(BenchError, match="random:llama3-8b"):
         resolve_model("random:gpt-17")
@@ -127,7 +127,7 @@ def test_random_llama3_config_is_llama3_8b_shaped():
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from bench.models import RANDOM_ARCHITECTURES
+    from bench.engine.models import RANDOM_ARCHITECTURES
 
     config = AutoConfig.for_model(**RANDOM_ARCHITECTURES["llama3-8b"])
     with torch.device("meta"):
@@ -136,7 +136,7 @@ def test_random_llama3_config_is_llama3_8b_shaped():
 
 
 def test_random_tiny_model_builds_once_and_is_marked(monkeypatch):
-    from bench.models import resolve_model
+    from bench.engine.models import resolve_model
 
     ref = resolve_model("random:llama-tiny")
     assert ref.random_weights and ref.record()["random_weights"] is True and ref.architecture == "decoder"
@@ -150,7 +150,7 @@ def test_random_tiny_model_builds_once_and_is_marked(monkeypatch):
 
 
 def test_summary_never_scores_a_random_weight_run():
-    from bench.summary import flatten
+    from bench.reporting.summary import flatten
 
     rec = {"run_id": "x", "status": "ok", "strategy": "lora", "model": {"name": "random:llama-tiny",
            "random_weights": True}, "metrics": {"accuracy": 0.9, "balanced_accuracy": 0.9},
@@ -197,7 +197,7 @@ def test_git_commit_is_none_inside_an_enclosing_repository(tmp_path):
                    cwd=outer, check=True)
     copy = outer / "vendor" / "ftbench"
     shutil.copytree(ROOT / "bench", copy / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-    probe = "from bench.env import git_commit; print(git_commit())"
+    probe = "from bench.engine.env import git_commit; print(git_commit())"
     out = subprocess.run([sys.executable, "-c", probe], cwd=copy, capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy)})
     assert out.stdout.strip() == "None", out.stderr[-500:]
@@ -210,7 +210,7 @@ def test_git_commit_is_none_inside_an_enclosing_repository(tmp_path):
 # ---------------------------------------------------------------- bench perf
 
 def perf_args(*flags):
-    from bench.cli import build_parser
+    from bench.commands.cli import build_parser
 
     return build_parser().parse_args(["perf", "--legs", "lora", *flags])
 
@@ -218,7 +218,7 @@ def perf_args(*flags):
 def test_perf_model_device_precision_reach_both_sides(tmp_path):
     import dataclasses
 
-    from bench.perf import handwritten_precision, suite_spec
+    from bench.commands.perf import handwritten_precision, suite_spec
 
     spec = suite_spec("lora", perf_args("--model", "random:llama-tiny", "--device", "cpu", "--precision", "fp32"),
                       {}, tmp_path)
@@ -232,7 +232,7 @@ def test_perf_model_device_precision_reach_both_sides(tmp_path):
 
 
 def test_perf_sides_alternate_which_goes_first():
-    from bench.perf import compare
+    from bench.commands.perf import compare
 
     calls = []
     ok = lambda side: (lambda r: calls.append((side, r)) or {"status": "ok", "wall_s": 1.0, "cpu_s": 1.0})

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bench import flops
-from bench.records import iter_records
+from bench.engine import flops
+from bench.core.records import iter_records
 from tests.conftest import run_bench
 
 AVX2_FLAGS = "fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2"
@@ -167,7 +167,7 @@ def test_bench_perf_rejects_an_unknown_leg(tmp_path):
 
 
 def test_perf_table_prints_from_a_report(capsys):
-    from bench.perf import print_table
+    from bench.commands.perf import print_table
 
     suite = {"status": "ok", "wall_s": 10.0, "accuracy": 0.9, "train_mfu": 0.3}
     hand = {"status": "ok", "wall_s": 20.0, "accuracy": 0.89}

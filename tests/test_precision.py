@@ -15,10 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.context import RunContext
-from bench.data import Split, TaskData
-from bench.models import ModelRef, package_dir
-from bench.trackers import Tracker
+from bench.engine.context import RunContext
+from bench.data.task import Split, TaskData
+from bench.core.packages import package_dir
+from bench.engine.models import ModelRef
+from bench.engine.trackers import Tracker
 
 LABELS = ["sports", "tech", "business"]
 WORDS = "team match goal chip phone code market bank price the a of in on said today".split()
@@ -83,8 +84,8 @@ def head_weight(model) -> torch.nn.Parameter:
 
 def one_adamw_step_changed(model, train, ctx, settings, pad_id) -> float:
     """The suite's optimizer, one step on one real batch: the fraction of head weights it changed."""
-    from bench.device import autocast, use_bf16
-    from bench.training import make_optimizer, pad_batch
+    from bench.engine.device import autocast, use_bf16
+    from bench.engine.training import make_optimizer, pad_batch
 
     optimizer, _ = make_optimizer(model, settings)
     head = head_weight(model)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import charts, summary, summary_tuning
-from bench.errors import BenchError
-from bench.records import write_record
-from bench.report import render_report, summary_section
+from bench.reporting import charts, summary, summary_tuning
+from bench.core.errors import BenchError
+from bench.core.records import write_record
+from bench.reporting.report import render_report, summary_section
 
 HOSTILE = "<script>alert(1)</script>"
 LABELS = ["business", HOSTILE, "sport"]

@@ -9,11 +9,11 @@ import copy
 import numpy as np
 import pytest
 
-from bench import comparisons, summary
-from bench.metrics import classification_metrics
-from bench.records import write_record
-from bench.report import group_labeler, render_report
-from bench.stats import bootstrap_intervals
+from bench.reporting import comparisons, summary
+from bench.core.metrics import classification_metrics
+from bench.core.records import write_record
+from bench.reporting.report import group_labeler, render_report
+from bench.core.stats import bootstrap_intervals
 
 LABELS = ["a", "b", "c"]
 

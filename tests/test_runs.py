@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench.records import iter_records
+from bench.core.records import iter_records
 from tests.conftest import ROOT, run_bench
 
 CONTRACT = {"schema", "run_id", "status", "error", "strategy", "seed", "model", "dataset", "params", "metrics",
@@ -98,7 +98,7 @@ def test_ctrl_c_cancels_the_running_run_and_keeps_finished_records(tmp_path, tin
     results = tmp_path / "r"
     env = dict(os.environ, FTBENCH_QUIET="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", "--strategies", "feature-extract,full-ft", "--model",
+        [sys.executable, "-m", "bench.commands.cli", "run", "--strategies", "feature-extract,full-ft", "--model",
          str(tiny_bert), "--per-class", "40,10,20", "--param", "full-ft.epochs=200", "--param", "max_length=64",
          "--results-dir", str(results), "--no-report"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.config import Experiment, RunSpec
-from bench.data import prepare
-from bench.datasets import DatasetOptions, load_raw
-from bench.errors import BenchError
-from bench.plan import plan
-from bench.splits import allocate, parse_split, parse_train_sizes
+from bench.running.config import Experiment, RunSpec
+from bench.data.task import prepare
+from bench.data.sources import DatasetOptions, load_raw
+from bench.core.errors import BenchError
+from bench.running.plan import plan
+from bench.data.splits import allocate, parse_split, parse_train_sizes
 
 
 def imbalanced_csv(tmp_path, n_big=261, n_small=39, extra=None):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-from bench import stats
+from bench.core import stats
 
 
 @pytest.mark.parametrize("n_classes", [2, 5])

@@ -23,12 +23,14 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from bench import cli, study_storage, tune
-from bench.config import coerce_params
-from bench.errors import BenchError, Pruned
-from bench.records import iter_records, record_path, write_record
-from bench.runner import Interrupted, Outcome
-from bench.worker import base_record
+from bench.commands import cli, tune
+
+from bench.running import study_storage
+from bench.running.config import coerce_params
+from bench.core.errors import BenchError, Pruned
+from bench.core.records import iter_records, record_path, write_record
+from bench.running.runner import Interrupted, Outcome
+from bench.running.worker import base_record
 from strategies import REGISTRY, get_strategy
 
 from conftest import ROOT
@@ -156,7 +158,7 @@ def fake_runner(statuses: dict[int, str]):
 
 def test_each_record_status_becomes_a_trial_state(tmp_path, tiny_bert, monkeypatch, capsys):
     run_one, seen = fake_runner({0: "ok", 1: "failed", 2: "pruned", 3: "oom", 4: "ok"})
-    monkeypatch.setattr("bench.runner.run_one", run_one)
+    monkeypatch.setattr("bench.running.runner.run_one", run_one)
     user_params = ["--param", "feature-extract.max_length=128", "--param", "feature-extract.pooling=cls"]
     assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "5", "--seed", "3", *user_params)) == 0
     trials = load(tmp_path, study_name(tiny_bert)).trials
@@ -177,7 +179,7 @@ def test_each_record_status_becomes_a_trial_state(tmp_path, tiny_bert, monkeypat
 
 def test_ctrl_c_tells_the_running_trial_fail_and_exits_130(tmp_path, tiny_bert, monkeypatch):
     run_one, _ = fake_runner({0: "ok", 1: "interrupt"})
-    monkeypatch.setattr("bench.runner.run_one", run_one)
+    monkeypatch.setattr("bench.running.runner.run_one", run_one)
     assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "5")) == 130
     trials = load(tmp_path, study_name(tiny_bert)).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
@@ -185,7 +187,7 @@ def test_ctrl_c_tells_the_running_trial_fail_and_exits_130(tmp_path, tiny_bert, 
 
 def test_two_objectives_give_a_pareto_front_and_never_prune(tmp_path, tiny_bert, monkeypatch, capsys):
     run_one, seen = fake_runner({0: "ok", 1: "ok"})
-    monkeypatch.setattr("bench.runner.run_one", run_one)
+    monkeypatch.setattr("bench.running.runner.run_one", run_one)
     args = tune_args(tmp_path, tiny_bert, "--trials", "2", "--objectives", "balanced_accuracy,train_time")
     assert cli.main(args) == 0
     study = load(tmp_path, study_name(tiny_bert) + "-train_time")
@@ -206,7 +208,7 @@ def backdate_heartbeats(results: Path) -> None:
 
 def test_trial_0_of_a_new_study_runs_the_starting_parameters(tmp_path, tiny_bert, monkeypatch):
     run_one, _ = fake_runner(dict.fromkeys(range(4), "ok"))
-    monkeypatch.setattr("bench.runner.run_one", run_one)
+    monkeypatch.setattr("bench.running.runner.run_one", run_one)
     assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "2", "--param", "C=3.0")) == 0
     assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "1", "--param", "C=3.0")) == 0
     trials = load(tmp_path, study_name(tiny_bert)).trials
@@ -219,7 +221,7 @@ def test_trial_0_of_a_new_study_runs_the_starting_parameters(tmp_path, tiny_bert
 
 def test_a_study_resumes_with_numbering_continued_and_a_killed_trial_failed(tmp_path, tiny_bert, monkeypatch):
     run_one, _ = fake_runner(dict.fromkeys(range(6), "ok"))
-    monkeypatch.setattr("bench.runner.run_one", run_one)
+    monkeypatch.setattr("bench.running.runner.run_one", run_one)
     assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "2")) == 0
     assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "2")) == 0
     study = load(tmp_path, study_name(tiny_bert))
@@ -245,7 +247,7 @@ def test_a_study_resumes_with_numbering_continued_and_a_killed_trial_failed(tmp_
 @pytest.mark.slow  # real trials, and a real kill -9 of `bench tune` and its worker mid-trial
 def test_a_killed_bench_tune_resumes(tmp_path, tiny_bert):
     env = dict(os.environ, FTBENCH_QUIET="1", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "bench.cli", *tune_args(tmp_path, tiny_bert, "--trials", "5", "--pruner", "none")]
+    cmd = [sys.executable, "-m", "bench.commands.cli", *tune_args(tmp_path, tiny_bert, "--trials", "5", "--pruner", "none")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
@@ -273,7 +275,7 @@ def running_trials(results: Path) -> list[int]:
 @pytest.mark.slow  # two processes of two real trials each
 def test_two_processes_work_on_one_sqlite_study(tmp_path, tiny_bert):
     env = dict(os.environ, FTBENCH_QUIET="1", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "bench.cli", *tune_args(tmp_path, tiny_bert, "--trials", "2")]
+    cmd = [sys.executable, "-m", "bench.commands.cli", *tune_args(tmp_path, tiny_bert, "--trials", "2")]
     procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
@@ -305,7 +307,7 @@ def test_best_params_round_trip_into_bench_run(tmp_path, tiny_bert, monkeypatch,
     assert tune.best_params_for("fe", None, tmp_path) == ("feature-extract",
                                                           {"head": "logreg", "C": 12.5, "max_length": 128})
     planned = []
-    monkeypatch.setattr("bench.runner.run_matrix", lambda specs, *a, **k: planned.extend(specs) or [])
+    monkeypatch.setattr("bench.running.runner.run_matrix", lambda specs, *a, **k: planned.extend(specs) or [])
     code = cli.main(["run", "--strategies", "feature-extract", "--params-from", "fe", "--results-dir", str(tmp_path),
                      "--model", str(tiny_bert), "--per-class", "6,2,4", "--seeds", "0,1", "--no-report"])
     assert code == 0 and len(planned) == 2

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.records import iter_records
+from bench.core.records import iter_records
 from tests.conftest import ROOT
 
 # A run that lasts until stopped: feature-extract's MLP head (the embeddings of 5+2+5 rows a class
@@ -31,19 +31,19 @@ def env(**extra) -> dict:
 
 def bench(*args: str, timeout: float = 300, extra_env: dict | None = None, prefix: list[str] | None = None):
     """`bench ARGS` to the end; CompletedProcess with text stdout/stderr."""
-    return subprocess.run([*(prefix or []), sys.executable, "-m", "bench.cli", *args], cwd=ROOT,
+    return subprocess.run([*(prefix or []), sys.executable, "-m", "bench.commands.cli", *args], cwd=ROOT,
                           env=env(**(extra_env or {})), capture_output=True, text=True, timeout=timeout)
 
 
 def start(*args: str, extra_env: dict | None = None) -> subprocess.Popen:
     """`bench ARGS` in the background, in its own session (signals reach it alone), SIGINT not ignored."""
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", *args], cwd=ROOT, env=env(**(extra_env or {})),
+    return subprocess.Popen([sys.executable, "-m", "bench.commands.cli", *args], cwd=ROOT, env=env(**(extra_env or {})),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def workers_of(pid: int) -> list[int]:
-    """The bench.worker children of `pid` (from /proc)."""
+    """The bench.running.worker children of `pid` (from /proc)."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -54,7 +54,7 @@ def workers_of(pid: int) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"bench.worker" in cmd:
+        if ppid == pid and b"bench.running.worker" in cmd:
             out.append(int(entry.name))
     return out
 

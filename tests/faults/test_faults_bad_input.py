@@ -1,7 +1,7 @@
 """Bad input, the table: every case is exit 2, exactly one `error:` line on stderr, no traceback,
 and nothing written to the results folder -- all before any model loads.
 
-The table runs the real `bench.cli.main` in-process (the same code path as the console script,
+The table runs the real `bench.commands.cli.main` in-process (the same code path as the console script,
 argument parsing included), so 70+ cases take seconds; a sample also runs as real subprocesses."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli
+from bench.commands import cli
 from tests.faults.faultkit import bench, clean_failure, files_under
 
 CONFIGS = {  # name -> YAML text of a config file with a wrong type or shape
@@ -189,9 +189,9 @@ def test_a_sample_through_the_real_cli(case, tmp_path):
 
 
 def test_a_text_param_that_yaml_reads_as_a_mapping_is_taken_verbatim(keep_signals):
-    from bench.config import parse_param_flags
-    from bench.plan import plan
-    from bench.config import Experiment
+    from bench.running.config import parse_param_flags
+    from bench.running.plan import plan
+    from bench.running.config import Experiment
 
     exp = Experiment(strategies=["zero-shot"], per_class=[5, 2, 5],
                      params=parse_param_flags(["zero-shot.template=Text: {text}", "zero-shot.answer_prefix=Topic:"]))

@@ -80,9 +80,9 @@ def test_a_disk_that_fills_mid_matrix_stops_cleanly_with_the_report_of_what_exis
 
 
 def test_corrupt_and_wrong_shape_records_are_named_and_the_report_renders(tmp_path):
-    from bench.worker import base_record
-    from bench.config import RunSpec
-    from bench.records import write_record
+    from bench.running.worker import base_record
+    from bench.running.config import RunSpec
+    from bench.core.records import write_record
 
     folder = tmp_path / "results"
     spec = RunSpec("feature-extract", "minilm", "bbc-news", {}, [5, 2, 5], "pool", 0, {"C": 1.0}, "cpu")
@@ -138,7 +138,7 @@ def test_a_storage_url_password_reaches_no_file_and_no_output(tmp_path):
 
 
 def test_mask_secrets_covers_userinfo_and_query_credentials():
-    from bench.secrets import mask_secrets
+    from bench.core.secrets import mask_secrets
 
     assert mask_secrets("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
     assert mask_secrets("mysql://h/db?password=pw&sslmode=require") == "mysql://h/db?password=***&sslmode=require"
@@ -149,13 +149,13 @@ def test_mask_secrets_covers_userinfo_and_query_credentials():
 def test_a_diverging_loss_fails_the_run_and_no_nan_reaches_disk(tmp_path):
     import torch
 
-    from bench.context import RunContext
-    from bench.errors import Diverged
-    from bench.records import write_record
-    from bench.tokens import Encoded
-    from bench.trackers import Tracker
-    from bench.training import TrainSettings, fit
-    from bench.worker import finish
+    from bench.engine.context import RunContext
+    from bench.core.errors import Diverged
+    from bench.core.records import write_record
+    from bench.engine.tokens import Encoded
+    from bench.engine.trackers import Tracker
+    from bench.engine.training import TrainSettings, fit
+    from bench.running.worker import finish
 
     class Exploding(torch.nn.Module):  # a classifier whose logits overflow once trained one step
         def __init__(self):
@@ -191,7 +191,7 @@ def test_the_token_cache_runs_no_code(tmp_path, monkeypatch):
     """A planted file in the cache is data at worst: a pickle payload is not executed, just rebuilt."""
     import pickle
 
-    from bench import tokens
+    from bench.engine import tokens
 
     monkeypatch.setenv("FTBENCH_CACHE", str(tmp_path / "cache"))
     marker = tmp_path / "pwned"

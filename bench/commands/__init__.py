@@ -1,0 +1,1 @@
+"""commands layer of ftbench; see docs/ARCHITECTURE.md."""

@@ -1,0 +1,262 @@
+"""The `bench` command: run, report, tune, list."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from bench.core.errors import BenchError
+from bench.core.secrets import mask_secrets
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="bbc-news (default), ag_news, csv:PATH, jsonl:PATH, parquet:PATH, hf:NAME")
+    p.add_argument("--text-col", help="text column(s), comma-separated; several are joined line by line")
+    p.add_argument("--label-col", help="label column")
+    p.add_argument("--ag-news-dir", help="local folder of the AG News CSV files (else $FTBENCH_AG_NEWS_DIR, else the Hub)")
+    p.add_argument("--split", help="per-class:TRAIN,VAL,TEST (rows per class; the default), stratified:0.8,0.1,0.1 "
+                   "(fractions of all rows, class shares kept) or official (the dataset's own splits)")
+    p.add_argument("--per-class", help="TRAIN,VAL,TEST rows sampled per class, e.g. 2000,500,500 "
+                   "(the same as --split per-class:...)")
+    p.add_argument("--max-rows", type=int, help="cap the pool at N rows, class shares kept (stratified, official)")
+    p.add_argument("--split-col", help="a file's column that names each row's split (train/validation/test), "
+                   "for --split official")
+    p.add_argument("--test-from", choices=["pool", "official"], help="sample test rows from the pool "
+                   "(default) or from the dataset's own test split")
+    p.add_argument("--model", help="one model for every strategy: an alias (minilm, smollm2), a Hub id or a path")
+    p.add_argument("--param", action="append", default=[], metavar="STRATEGY.NAME=VALUE",
+                   help="override a hyperparameter, e.g. --param lora.lr=1e-4 (repeatable)")
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 where the device does it natively")
+    p.add_argument("--results-dir", help="where run records go (default results/)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one `error:` line (exit 2), like every other input error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="bench", description="Compare fine-tuning strategies for text "
+                                     "classification on one data and evaluation harness.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    run = sub.add_parser("run", help="run strategies, write one record per run, render the report")
+    run.add_argument("--config", help="experiment file (YAML); flags override it")
+    run.add_argument("--strategies", help="comma-separated; default: all five")
+    run.add_argument("--seeds", help="comma-separated, e.g. 0,1,2 (default 0)")
+    run.add_argument("--train-sizes", help="a data-efficiency curve: every strategy at each training-set size, "
+                     "rows per class (8,16,32,64) or fractions of the train split (0.1,0.5,1); validation and "
+                     "test rows stay the same")
+    _add_data_flags(run)
+    run.add_argument("--params-from", metavar="STUDY", help="use the best parameters of an Optuna study "
+                     "(from `bench tune`) for its strategy")
+    run.add_argument("--storage", help="Optuna storage URL for --params-from (default: the results folder's SQLite)")
+    run.add_argument("--force", action="store_true", help="rerun runs whose ok record exists")
+    run.add_argument("--no-report", action="store_true", help="do not render reports/index.html at the end")
+    run.add_argument("-o", "--output", default="reports/index.html", help="report path")
+
+    rep = sub.add_parser("report", help="render the HTML comparison report from stored records")
+    rep.add_argument("results", nargs="?", default=None, help="results folder (default results/)")
+    rep.add_argument("--results-dir", dest="results_opt", metavar="DIR",
+                     help="the same, as a flag (as `bench run` takes it)")
+    rep.add_argument("-o", "--output", default="reports/index.html",
+                     help="report path (default reports/index.html; the CSV goes beside it)")
+
+    tune = sub.add_parser("tune", help="Optuna search over one strategy's hyperparameters (validation split)")
+    tune.add_argument("--strategy", required=True)
+    tune.add_argument("--trials", type=int, default=20, help="trials to add in this invocation; a resumed "
+                      "study keeps its earlier trials and numbering (default 20)")
+    tune.add_argument("--timeout", type=float, help="seconds; stop starting new trials after this")
+    tune.add_argument("--storage", help="Optuna storage URL (default sqlite:///RESULTS_DIR/optuna.db)")
+    tune.add_argument("--study-name", help="default: STRATEGY-DATASET-MODEL (-OBJECTIVE2 added for two objectives)")
+    tune.add_argument("--seed", type=int, default=0, help="data split and training seed of every trial")
+    tune.add_argument("--objectives", default="balanced_accuracy",
+                      help="balanced_accuracy, optionally a second: balanced_accuracy,train_time or ,peak_memory")
+    tune.add_argument("--pruner", choices=["median", "none"], default="median")
+    tune.add_argument("--config", help="experiment file (YAML) for data/model defaults")
+    _add_data_flags(tune)
+
+    sub.add_parser("list", help="strategies, datasets and models, and whether each is available here")
+
+    from bench.commands.perf import __doc__ as perf_doc, add_arguments as add_perf_arguments
+
+    perf = sub.add_parser("perf", help="time the suite against hand-written scripts doing the same job",
+                          description=perf_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_perf_arguments(perf)
+    return parser
+
+
+def experiment_from_args(args) -> "Experiment":
+    from bench.running.config import Experiment, parse_int_list, parse_param_flags
+
+    exp = Experiment.from_yaml(args.config) if getattr(args, "config", None) else Experiment()
+    if getattr(args, "strategies", None):
+        exp.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if getattr(args, "seeds", None):
+        exp.seeds = parse_int_list(args.seeds, "seeds")
+    if args.dataset:
+        exp.dataset = args.dataset
+    if args.text_col:
+        exp.text_cols = [c.strip() for c in args.text_col.split(",") if c.strip()]
+    for attr in ("label_col", "ag_news_dir", "per_class", "split", "split_col", "train_sizes", "test_from",
+                 "device", "precision", "results_dir"):
+        value = getattr(args, attr, None)
+        if value:
+            setattr(exp, attr, value)
+    if getattr(args, "max_rows", None) is not None:
+        exp.max_rows = args.max_rows
+    if getattr(args, "per_class", None) and getattr(args, "split", None):
+        raise BenchError("--per-class and --split both given; --per-class X is --split per-class:X, give one")
+    if getattr(args, "per_class", None):
+        exp.split = None  # the flag beats a config file's split
+    if args.model:
+        exp.model, exp.models = args.model, {}
+    for strat, values in parse_param_flags(args.param).items():
+        exp.params.setdefault(strat, {}).update(values)
+    return exp
+
+
+def cmd_run(args) -> int:
+    from bench.running.plan import plan
+    from bench.running.runner import ResultsUnwritable, check_writable, run_matrix
+
+    exp = experiment_from_args(args)
+    if args.params_from:
+        from bench.commands.tune import best_params_for
+
+        strategy, best = best_params_for(args.params_from, args.storage, exp.results_dir)
+        exp.params.setdefault(strategy, {}).update(best)
+        print(f"using the best parameters of study '{args.params_from}' for {strategy}: {best}")
+    specs = plan(exp)
+    check_writable(exp.results_dir)  # after every input check, so bad input writes nothing
+    if not args.no_report:
+        check_writable(Path(args.output).parent, "report folder", "-o")
+    print(f"{len(specs)} run(s) -> {exp.results_dir}/")
+    stopped, outcomes, code = None, [], 0
+    try:
+        outcomes = run_matrix(specs, exp.results_dir, force=args.force, quiet=args.quiet)
+    except KeyboardInterrupt as exc:
+        stopped = getattr(exc, "signum", signal.SIGINT)
+        words = "terminated (SIGTERM)" if stopped == signal.SIGTERM else "interrupted"
+        print(f"{words}: the running run is recorded as cancelled; finished records are kept", file=sys.stderr)
+    except ResultsUnwritable as exc:  # the folder went read-only or full mid-matrix: stop, report what exists
+        print(f"error: {exc}", file=sys.stderr)
+        code = 1
+    if not args.no_report:
+        _render(exp.results_dir, args.output)
+    if stopped:
+        return 128 + stopped  # 130 after SIGINT (Ctrl-C), 143 after SIGTERM
+    bad = [o for o in outcomes if o.status not in ("ok", "skipped")]
+    return 1 if bad or code else 0
+
+
+def _render(results_dir: str, output: str) -> None:
+    from bench.reporting.report import render_report
+
+    try:
+        path = render_report(results_dir, output)
+        print(f"report: {path}")
+    except BenchError as exc:
+        print(f"report not written: {mask_secrets(str(exc))}", file=sys.stderr)
+    except OSError as exc:
+        print(f"report not written: cannot write {output} ({exc.strerror or exc}); pass -o with a writable path",
+              file=sys.stderr)
+
+
+def cmd_report(args) -> int:
+    from bench.reporting.report import render_report
+
+    results = args.results or args.results_opt or "results"
+    try:
+        path = render_report(results, args.output)
+    except OSError as exc:
+        raise BenchError(f"cannot write the report {args.output} ({exc.strerror or exc}); pass -o with a "
+                         "writable path") from None
+    print(f"report: {path} (and {Path(path).with_suffix('.csv')})")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from bench.commands.tune import run_tune
+
+    return run_tune(args, experiment_from_args(args))
+
+
+def cmd_perf(args) -> int:
+    from bench.commands.perf import main as perf_main
+
+    return perf_main(args)
+
+
+def cmd_list(args) -> int:
+    from bench.data.sources import dataset_status
+    from bench.engine.models import alias_status
+    from strategies import REGISTRY, get_strategy
+
+    def mark(ok: bool) -> str:
+        return "yes" if ok else "no "
+
+    print("strategies:")
+    for name in REGISTRY:
+        s = get_strategy(name)
+        ok, how = True, f"default model {s.default_model}"
+        try:
+            from bench.engine.models import resolve_model
+
+            s.check(s.Params(), resolve_model(s.default_model))
+        except BenchError as exc:
+            ok, how = False, str(exc)
+        print(f"  {mark(ok)} {name:16s} {s.description}  [{how}]")
+    print("datasets:")
+    for name, ok, how, desc in dataset_status():
+        print(f"  {mark(ok)} {name:16s} {desc}  [{how}]")
+    print("  yes csv:/jsonl:/parquet:PATH  a local table, with --text-col/--label-col")
+    print("  ?   hf:NAME          a Hugging Face dataset (needs the Hub or its cache)")
+    print("models (offline aliases):")
+    for alias, ok, how, desc in alias_status():
+        print(f"  {mark(ok)} {alias:16s} {desc}  [{how}]")
+    print("  ?   any Hub id or local folder (the Hub is needed for ids not in the local cache)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "tune": cmd_tune, "list": cmd_list, "perf": cmd_perf}
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM: unwinds like Ctrl-C, so the running run is recorded cancelled either way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the cleanup (cancelled record, report) runs once
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the shell made us ignore it
+        signal.signal(signal.SIGINT, _stop)
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print("terminated" if signum == signal.SIGTERM else "interrupted", file=sys.stderr)
+        return 128 + signum
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""core layer of ftbench; see docs/ARCHITECTURE.md."""

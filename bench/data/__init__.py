@@ -1,0 +1,1 @@
+"""data layer of ftbench; see docs/ARCHITECTURE.md."""

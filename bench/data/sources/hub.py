@@ -1,0 +1,54 @@
+"""`hf:NAME`: any Hugging Face dataset through `datasets.load_dataset` (needs the Hub or its cache)."""
+
+from __future__ import annotations
+
+from bench.data.task import RawDataset
+from bench.data.sources.columns import select_columns, sorted_labels
+from bench.core.errors import BenchError
+
+
+def load_hub_splits(name: str, what: str) -> dict:
+    """The dataset's splits as pandas frames, or one clear error where the Hub is out of reach."""
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(name)
+    except Exception as exc:  # noqa: BLE001
+        kind = type(exc).__name__
+        raise BenchError(f"cannot load {what} from the Hugging Face Hub ({kind}); the Hub or its "
+                         "cache is needed: use a local copy (csv:PATH, or --ag-news-dir for ag_news)") from None
+    return ds
+
+
+class HubSource:
+    description = "any Hugging Face dataset: hf:NAME with --text-col/--label-col"
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def available(self, options) -> tuple[bool, str]:
+        return True, "needs the Hub or its cache"
+
+    def load(self, options) -> RawDataset:
+        ds = load_hub_splits(self.name, f"dataset '{self.name}'")
+        train_name = "train" if "train" in ds else list(ds)[0]
+        train = ds[train_name]
+        label_col = options.label_col or "label"
+        names = None
+        feat = train.features.get(label_col) if hasattr(train, "features") else None
+        if feat is not None and hasattr(feat, "names"):
+            names = list(feat.names)
+
+        def frame(split):
+            df = split.to_pandas()
+            if names is not None and label_col in df:
+                df[label_col] = df[label_col].map(lambda i: names[int(i)] if i is not None and i >= 0 else None)
+            return select_columns(df, options.text_cols, options.label_col, f"hf:{self.name}")
+
+        pool = frame(train)
+        test = frame(ds["test"]) if "test" in ds and train_name != "test" else None
+        val_name = next((n for n in ("validation", "valid", "dev", "val") if n in ds), None)
+        val = frame(ds[val_name]) if val_name else None
+        labels = names or sorted_labels(pool["label"])
+        return RawDataset(f"hf:{self.name}", pool, labels, test, provenance=f"Hugging Face dataset {self.name}",
+                          val=val)

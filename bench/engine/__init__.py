@@ -1,0 +1,1 @@
+"""engine layer of ftbench; see docs/ARCHITECTURE.md."""

@@ -1,0 +1,304 @@
+"""Model FLOPs per token and the device's peak FLOP/s: the utilization (MFU) figures of a run record.
+
+What lands in the record's `cost` (`utilization_figures`, called once by the worker):
+
+    flops_per_train_token   model FLOPs per non-padding training token (null where no tokens were trained on)
+    flops_per_eval_token    model FLOPs per non-padding evaluation token (null where none were counted)
+    train_mfu, eval_mfu     flops_per_*_token x *_tokens_per_s / peak_flops (null where either is missing)
+    flops_per_embed_token, embed_mfu   the same for feature-extract's frozen pass over train and val
+    peak_flops              the device's peak FLOP/s for the precision the run computed in
+    peak_flops_basis        how that peak was derived (a sentence)
+    flops_kind              "full" | "adapter" | "forward" (below)
+    n_nonembedding_params   N below
+
+FLOPs per token (Kaplan et al. 2020, "Scaling Laws for Neural Language Models", Table 1, and the usual
+6N training rule):
+
+    N        the backbone's non-embedding parameters: every weight except the token, position and
+             token-type embedding tables and a BERT pooler (which runs once per sequence, not per token),
+             plus the classification head (n_labels x d_model).
+    F        forward = 2·N + attention, per token
+    attention = 2·n_layers·seq·d_model for a causal decoder (QKᵀ and A·V: 2·d_model multiply-adds per
+             attended position and layer, a token attending to seq/2 positions on average); an encoder's
+             tokens attend to all seq positions, so its term is doubled: 4·n_layers·seq·d_model.
+             seq = the mean non-padding length per example of that work (tokens / examples), so the
+             padding the batches carry is not counted as useful work.
+    full     (full-ft)        3·F: forward, backward through the activations (1 F), weight gradients (1 F)
+    adapter  (lora, qlora)    2·F + 6·N_trainable: the frozen base does forward and backward through its
+             activations but computes no weight gradients; the adapters and the head (N_trainable, from the
+             record's trainable_params) do the full 6 per parameter. QLoRA's de-quantization is not model
+             work and is not counted (it lowers its MFU, as it should).
+    forward  (zero-shot, feature-extract, and every evaluation)  F (+ 2·N_trainable for an adapter model's
+             adapters at evaluation). feature-extract trains its head on cached embeddings: no training
+             tokens, so no training figure; its backbone pass over the train and val splits is the "embed"
+             phase (embed_tokens_per_s, embed_mfu), over the evaluated split part of eval.
+
+The kind comes from the record: strategy "full-ft" or trainable_params >= half of total_params -> full;
+"zero-shot", "feature-extract" or no trainable parameters -> forward; anything else (a small trainable
+fraction: LoRA, QLoRA, other adapters) -> adapter.
+
+Peak FLOP/s:
+
+    CPU   cores x FLOPs/cycle/core x clock. cores: the physical cores among the CPUs this process may run
+          on (os.sched_getaffinity, SMT siblings counted once), capped at torch's thread count. FLOPs per
+          cycle per core: 2 FMA units x 2 FLOPs per FMA x fp32 lanes (AVX-512: 16, AVX2: 8, SSE/NEON: 4);
+          without an FMA flag half of that. bf16 (when the run computed in bf16): AVX512-BF16 doubles the
+          fp32 figure (VDPBF16PS: two bf16 products per fp32 lane); AMX-BF16 gives 1024 FLOPs/cycle/core
+          (Intel's figure for Sapphire Rapids, 16x the AVX-512 fp32 rate). Without native bf16 a bf16 run is
+          emulated (far below any peak); its peak is reported as the fp32 one. Clock:
+          /sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq, else the highest "cpu MHz" in
+          /proc/cpuinfo (a VM's nominal clock), else DEFAULT_CPU_GHZ. Real matmuls reach about 0.6-0.8 of
+          this (2048² fp32 GEMM on 2 AVX2 cores at 2.45 GHz: ~117 of 157 GFLOP/s).
+    GPU   a table of dense (no sparsity) tensor-core peaks by device name: bf16 (fp16 where the GPU has no
+          bf16, e.g. T4, V100) when the run used autocast, else the plain fp32 rate (torch does not use
+          TF32 for matmuls by default). Unknown GPUs: no peak, no MFU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CPU_GHZ = 2.5  # where neither cpufreq nor /proc/cpuinfo gives a clock
+FORWARD_ONLY = {"zero-shot", "feature-extract"}
+
+# name pattern (searched, case-insensitive, in torch.cuda.get_device_name) -> (bf16/fp16 dense tensor
+# TFLOP/s, fp32 TFLOP/s, what the first figure is). More specific patterns first.
+GPU_PEAKS: list[tuple[str, float, float, str]] = [
+    (r"H200", 989.0, 67.0, "bf16"),
+    (r"GH200", 989.0, 67.0, "bf16"),
+    (r"H100.*PCIe", 756.0, 51.0, "bf16"),
+    (r"H100.*NVL", 835.0, 60.0, "bf16"),
+    (r"H100", 989.0, 67.0, "bf16"),  # SXM
+    (r"B200", 2250.0, 80.0, "bf16"),
+    (r"A100", 312.0, 19.5, "bf16"),
+    (r"A800", 312.0, 19.5, "bf16"),
+    (r"L40S", 362.0, 91.6, "bf16"),
+    (r"L40", 181.0, 90.5, "bf16"),
+    (r"L4\b", 121.0, 30.3, "bf16"),
+    (r"A10G", 70.0, 31.2, "bf16"),
+    (r"A10\b", 125.0, 31.2, "bf16"),
+    (r"A6000", 155.0, 38.7, "bf16"),
+    (r"RTX 4090", 165.0, 82.6, "bf16"),
+    (r"RTX 3090", 71.0, 35.6, "bf16"),
+    (r"T4\b", 65.0, 8.1, "fp16"),
+    (r"V100", 125.0, 15.7, "fp16"),
+]
+
+
+# ---------------------------------------------------------------------------------------- model shape
+
+@dataclass
+class ModelShape:
+    n_nonembedding: int  # N: non-embedding weights (head included)
+    n_layers: int
+    d_model: int
+    causal: bool
+
+
+def _config_value(cfg, *names, default=None):
+    for n in names:
+        v = getattr(cfg, n, None)
+        if v is not None:
+            return v
+    return default
+
+
+def model_shape(config, n_labels: int = 0) -> ModelShape:
+    """N, layers, width and causality of a transformers config (or a folder / Hub id holding one).
+    The parameters are counted on the meta device (no memory, no weights read); a config that no
+    AutoModel builds falls back to 12·n_layers·d_model² (the standard block estimate)."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    if isinstance(config, (str, Path)):
+        config = AutoConfig.from_pretrained(str(config))
+    n_layers = int(_config_value(config, "num_hidden_layers", "n_layer", "num_layers", default=0))
+    d_model = int(_config_value(config, "hidden_size", "n_embd", "d_model", default=0))
+    archs = " ".join(getattr(config, "architectures", None) or [])
+    causal = bool(getattr(config, "is_decoder", False) or "CausalLM" in archs or
+                  getattr(config, "model_type", "") in _DECODER_TYPES)
+    try:
+        with torch.device("meta"):
+            model = AutoModel.from_config(config)
+        embedding_ids = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding)
+                         for p in m.parameters(recurse=False)}
+        n = sum(p.numel() for name, p in model.named_parameters()
+                if id(p) not in embedding_ids and not name.startswith("pooler."))
+    except Exception:  # noqa: BLE001 - an exotic architecture: the block estimate
+        n = 12 * n_layers * d_model * d_model
+    return ModelShape(int(n + n_labels * d_model), n_layers, d_model, causal)
+
+
+_DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi", "phi3", "gemma", "gemma2",
+                  "gemma3_text", "smollm3", "olmo", "olmo2", "falcon", "opt", "bloom", "mixtral", "granite"}
+
+
+# ----------------------------------------------------------------------------------- FLOPs per token
+
+def forward_flops_per_token(shape: ModelShape, seq: float) -> float:
+    """F = 2·N + attention (2·n_layers·seq·d_model causal, twice that bidirectional)."""
+    attn = (2.0 if shape.causal else 4.0) * shape.n_layers * seq * shape.d_model
+    return 2.0 * shape.n_nonembedding + attn
+
+
+def train_flops_per_token(shape: ModelShape, seq: float, kind: str, n_trainable: int = 0) -> float | None:
+    f = forward_flops_per_token(shape, seq)
+    if kind == "full":
+        return 3.0 * f
+    if kind == "adapter":
+        return 2.0 * f + 6.0 * n_trainable
+    return None  # forward-only strategies train no backbone
+
+
+def eval_flops_per_token(shape: ModelShape, seq: float, kind: str, n_trainable: int = 0) -> float:
+    return forward_flops_per_token(shape, seq) + (2.0 * n_trainable if kind == "adapter" else 0.0)
+
+
+def strategy_kind(strategy: str, trainable: int | None, total: int | None) -> str:
+    """full | adapter | forward, from the strategy name and the record's parameter counts."""
+    if strategy in FORWARD_ONLY or not trainable:
+        return "forward"
+    if strategy == "full-ft" or (total and trainable >= 0.5 * total):
+        return "full"
+    return "adapter"
+
+
+# ------------------------------------------------------------------------------------- peak FLOP/s
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def parse_cpuinfo(text: str) -> tuple[frozenset[str], float | None]:
+    """(flags of the first CPU, highest "cpu MHz") from /proc/cpuinfo text."""
+    flags: frozenset[str] = frozenset()
+    mhz = None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("flags", "Features") and not flags:
+            flags = frozenset(value.split())
+        elif key == "cpu MHz":
+            try:
+                mhz = max(mhz or 0.0, float(value))
+            except ValueError:
+                pass
+    return flags, mhz
+
+
+def physical_cores(cpus: set[int] | None = None, sys_root: str = "/sys/devices/system/cpu") -> int:
+    """Physical cores among `cpus` (default: this process's affinity); SMT siblings count once."""
+    if cpus is None:
+        try:
+            cpus = set(os.sched_getaffinity(0))
+        except AttributeError:
+            cpus = set(range(os.cpu_count() or 1))
+    cores = set()
+    for c in cpus:
+        pkg = _read(f"{sys_root}/cpu{c}/topology/physical_package_id")
+        core = _read(f"{sys_root}/cpu{c}/topology/core_id")
+        cores.add((pkg.strip(), core.strip()) if pkg and core else ("cpu", c))
+    return max(1, len(cores))
+
+
+def cpu_peak(threads: int, flags: frozenset[str], mhz: float | None = None, max_freq_khz: float | None = None,
+             bf16: bool = False, cores: int | None = None) -> tuple[float, str]:
+    """(peak FLOP/s, basis) of `threads` threads on a CPU with these /proc/cpuinfo flags."""
+    n = min(threads, cores) if cores else threads
+    if "avx512f" in flags:
+        lanes, isa = 16, "AVX-512"
+    elif "avx2" in flags or "avx" in flags:
+        lanes, isa = 8, "AVX2" if "avx2" in flags else "AVX"
+    else:
+        lanes, isa = 4, "128-bit SIMD"
+    fma = "fma" in flags or "asimd" in flags or isa == "AVX-512"
+    per_cycle = (2 * 2 * lanes) if fma else (2 * lanes)
+    what = f"fp32 {isa}{' FMA' if fma else ''}: {per_cycle} FLOPs/cycle/core"
+    if bf16:
+        if "amx_bf16" in flags:
+            per_cycle, what = 1024, "bf16 AMX: 1024 FLOPs/cycle/core"
+        elif "avx512_bf16" in flags:
+            per_cycle, what = 2 * per_cycle, f"bf16 AVX512-BF16: {2 * per_cycle} FLOPs/cycle/core"
+        else:
+            what += " (bf16 is emulated here: fp32 peak shown)"
+    if max_freq_khz:
+        ghz, clock = max_freq_khz / 1e6, "cpufreq max"
+    elif mhz:
+        ghz, clock = mhz / 1e3, "/proc/cpuinfo cpu MHz"
+    else:
+        ghz, clock = DEFAULT_CPU_GHZ, "assumed (no clock readable)"
+    peak = n * per_cycle * ghz * 1e9
+    basis = (f"CPU: {n} core(s) x {what} x {ghz:.3f} GHz ({clock}) = {peak / 1e9:.1f} GFLOP/s "
+             f"[2 FMA units/core assumed]")
+    return peak, basis
+
+
+def gpu_peak(name: str, bf16: bool) -> tuple[float | None, str]:
+    for pattern, half, fp32, what in GPU_PEAKS:
+        if re.search(pattern, name, re.IGNORECASE):
+            if bf16:
+                return half * 1e12, f"GPU {name}: {what} dense tensor peak {half:g} TFLOP/s (table: {pattern})"
+            return fp32 * 1e12, f"GPU {name}: fp32 (non-tensor) peak {fp32:g} TFLOP/s (table: {pattern})"
+    return None, f"GPU {name}: not in bench/engine/flops.py GPU_PEAKS; no peak, no MFU"
+
+
+def device_peak(device: str, bf16: bool) -> tuple[float | None, str]:
+    """Peak FLOP/s of the device a run used, for its precision."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return gpu_peak(torch.cuda.get_device_name(torch.device(device)), bf16)
+    flags, mhz = parse_cpuinfo(_read("/proc/cpuinfo") or "")
+    max_khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    try:
+        max_khz_f = float(max_khz) if max_khz else None
+    except ValueError:
+        max_khz_f = None
+    return cpu_peak(torch.get_num_threads(), flags, mhz, max_khz_f, bf16, physical_cores())
+
+
+# --------------------------------------------------------------------------------- the record's part
+
+def utilization_figures(strategy: str, model, cost: dict[str, Any], device: str, precision: str = "auto",
+                        n_labels: int = 0) -> dict[str, Any]:
+    """The FLOPs/MFU keys of a record's `cost` (module docstring). `model` is the run's ModelRef (or a
+    config / folder); `cost` the record's cost so far (counters, token rates, parameter counts).
+    Never raises: a failure leaves the figures null and says why in peak_flops_basis."""
+    out: dict[str, Any] = {"flops_per_train_token": None, "flops_per_eval_token": None, "peak_flops": None,
+                           "peak_flops_basis": None, "train_mfu": None, "eval_mfu": None, "flops_kind": None,
+                           "n_nonembedding_params": None}
+    try:
+        from bench.engine.device import use_bf16
+
+        bf16 = use_bf16(device, precision)
+        peak, basis = device_peak(device, bf16)
+        out.update(peak_flops=peak, peak_flops_basis=basis)
+        kind = strategy_kind(strategy, cost.get("trainable_params"), cost.get("total_params"))
+        out["flops_kind"] = kind
+        source = model.local_path(log=lambda *_: None) if hasattr(model, "local_path") else model
+        shape = model_shape(source, n_labels)
+        out["n_nonembedding_params"] = shape.n_nonembedding
+        counters = cost.get("counters") or {}
+        n_trainable = int(cost.get("trainable_params") or 0)
+        for split, fn in (("train", train_flops_per_token), ("eval", eval_flops_per_token),
+                          ("embed", eval_flops_per_token)):
+            tokens, examples = counters.get(f"{split}_tokens"), counters.get(f"{split}_examples")
+            if not tokens or not examples:
+                continue
+            per_token = fn(shape, tokens / examples, kind, n_trainable)
+            if per_token is None:
+                continue
+            out[f"flops_per_{split}_token"] = round(per_token)
+            rate = cost.get(f"{split}_tokens_per_s")
+            if rate and peak:
+                out[f"{split}_mfu"] = float(f"{per_token * rate / peak:.4g}")
+    except Exception as exc:  # noqa: BLE001 - a measurement never fails a run
+        out["peak_flops_basis"] = f"{out['peak_flops_basis'] or ''} [FLOPs not computed: {type(exc).__name__}: {exc}]".strip()
+    return out

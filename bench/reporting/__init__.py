@@ -1,0 +1,1 @@
+"""reporting layer of ftbench; see docs/ARCHITECTURE.md."""

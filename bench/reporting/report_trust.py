@@ -1,0 +1,153 @@
+"""The report's sections on how far its numbers can be trusted: the data each comparison rests
+on (split mode, class distribution, headline figure), whether differences between strategies are
+real (bench/reporting/comparisons.py), and data-efficiency curves (accuracy against training-set size)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable
+
+import pandas as pd
+from markupsafe import Markup
+
+from bench.reporting import charts, summary
+from bench.reporting.comparisons import comparison_blocks, fmt_p
+
+METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1"}
+
+
+def fmt_interval(low: float, high: float) -> str:
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return ""
+    return f"[{low:.3f}, {high:.3f}]"
+
+
+# ---------------------------------------------------------------- the data
+
+def data_section(records: list[dict], runs: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per dataset and split: the mode, rows per class in train/val/test, and the headline figure."""
+    headline = summary.headline_metrics(runs)
+    seen: dict[tuple, dict[str, Any]] = {}
+    for rec in records:
+        dataset = summary.name_of(rec.get("dataset"))
+        how = summary.dig(rec, "dataset", "split") or {}
+        counts = summary.dig(rec, "dataset", "class_counts")
+        if not isinstance(counts, dict) or not isinstance(how, dict):
+            continue
+        # seeds that drew the same rows per class share one table
+        key = (dataset, str(how.get("spec")), summary.size_label(how.get("train_size")),
+               json.dumps(counts, sort_keys=True))
+        item = seen.setdefault(key, {"dataset": dataset, "spec": str(how.get("spec") or "per-class"),
+                                     "train_size": how.get("train_size"), "seeds": set(), "counts": counts})
+        item["seeds"].add(str(how.get("seed")))
+    blocks: dict[str, dict[str, Any]] = {}
+    order = sorted(seen.items(), key=lambda kv: (kv[0][0], kv[0][1], -summary.size_order(kv[0][2])))
+    for (dataset, spec, size, _), item in order:
+        block = blocks.setdefault(dataset, {"dataset": dataset, "splits": [], "metric": headline.get(dataset)})
+        labels = list((item["counts"].get("train") or item["counts"].get("test") or {}).keys())
+        rows = []
+        for split in ("train", "val", "test"):
+            c = item["counts"].get(split) or {}
+            total = sum(c.values()) or 0
+            rows.append({"split": split, "total": total, "cells": [
+                f"{c.get(l, 0)} ({100 * c.get(l, 0) / total:.0f}%)" if total else "0" for l in labels]})
+        test = item["counts"].get("test") or {}
+        ratio = (max(test.values()) / min(test.values())) if test and min(test.values()) > 0 else math.nan
+        seeds = sorted(item["seeds"], key=lambda x: (len(x), x))
+        name = (f"{spec}, seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
+                + ("" if item["train_size"] is None else f", train size {item['train_size']}"))
+        if len(block["splits"]) < 6:  # one table per split setting; seeds add little past a few
+            block["splits"].append({"name": name, "labels": labels, "rows": rows,
+                                    "ratio": "—" if math.isnan(ratio) else f"{ratio:.1f}"})
+    for block in blocks.values():
+        metric = block["metric"] or "accuracy"
+        block["metric_text"] = (
+            f"the test split is imbalanced (largest class / smallest ≥ {summary.IMBALANCE_RATIO:g}), so comparisons "
+            "rank by balanced accuracy (the mean of per-class recalls): accuracy there rewards predicting the "
+            "large classes" if metric == "balanced_accuracy" else
+            "the test split is balanced, so comparisons rank by accuracy")
+    return [blocks[k] for k in sorted(blocks)]
+
+
+# ---------------------------------------------------------------- is the difference real?
+
+def significance_section(runs: pd.DataFrame, label: Callable) -> list[dict[str, Any]]:
+    out = []
+    for block in comparison_blocks(runs, label):
+        metric = METRIC_NAMES[block["metric"]]
+        rows = []
+        for pair in block["pairs"]:
+            compared = pair.get("n_seeds", 0) > 0
+            rows.append({
+                "a": pair["a"], "b": pair["b"], "seeds": pair.get("n_seeds", 0),
+                "difference": f"{pair['difference']:+.3f}" if compared else "—",
+                "ci": fmt_interval(*pair["ci"]) if compared else "",
+                "p": fmt_p(pair.get("p")), "p_holm": fmt_p(pair.get("p_holm")),
+                "per_seed": "; ".join(f"seed {s['seed']}: {s['difference']:+.3f} {fmt_interval(*s['ci'])}, "
+                                      f"McNemar p {fmt_p(s['mcnemar_p'])} ({s['only_a']} vs {s['only_b']} rows "
+                                      "right for one only)" for s in pair.get("per_seed", [])),
+                "t_p": fmt_p(pair.get("t_p")), "test": pair.get("test", ""),
+                "verdict": pair["verdict"], "significant": pair["verdict"].endswith("is better"),
+            })
+        size = f", training-set size {block['train_size']}" if block["train_size"] else ""
+        out.append({"title": f"{block['dataset']}{size}", "metric": metric, "rows": rows,
+                    "line": tied_line(block), "tests": sorted({r["test"] for r in rows if r["test"]})})
+    return out
+
+
+def tied_line(block: dict[str, Any]) -> str:
+    metric = METRIC_NAMES[block["metric"]]
+    others = [t for t in block["tied"] if t != block["best"]]
+    line = f"highest {metric}: {block['best']} ({block['best_mean']:.3f})"
+    if others:
+        line += (f"; statistically tied with it (Holm-corrected p ≥ 0.05): {', '.join(others)}: the data cannot "
+                 "tell these apart")
+    else:
+        line += "; every other strategy is significantly worse (Holm-corrected p < 0.05)"
+    if block["unknown"]:
+        line += f"; not comparable on the same rows: {', '.join(block['unknown'])}"
+    return line + "."
+
+
+def tied_lines(runs: pd.DataFrame, label: Callable) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Per dataset, the summary's sentences naming the tied set (one per training-set size, the full
+    or largest last), and the best group's label at that last size."""
+    lines: dict[str, list[str]] = {}
+    best: dict[str, str] = {}
+    for block in comparison_blocks(runs, label):
+        size = f" (training-set size {block['train_size']})" if block["train_size"] else ""
+        lines.setdefault(block["dataset"], []).append(f"{block['dataset']}{size}: " + tied_line(block))
+        best[block["dataset"]] = block["best"]
+    return lines, best
+
+
+# ---------------------------------------------------------------- data efficiency
+
+def efficiency_section(table: pd.DataFrame, label: Callable) -> list[dict[str, Any]]:
+    """Per dataset with two or more training-set sizes: the headline figure against size, per strategy."""
+    sized = table[table["train_size"] != ""]
+    out = []
+    for dataset, block in sized.groupby("dataset", sort=True):
+        if block["train_size"].nunique() < 2:
+            continue
+        metric = str(block["headline"].iloc[0])
+        lines = []
+        for key, group in block.groupby(["strategy", "model", "variant"], sort=True):
+            group = group.assign(size=group["train_size"].astype(float)).sort_values("size")
+            lines.append({"label": label(dict(zip(["strategy", "model", "variant"], key), dataset=dataset,
+                                                  train_size="")),
+                          "strategy": key[0], "sizes": group["size"].tolist(),
+                          "means": group[f"{metric}_mean"].tolist(),
+                          "lows": group[f"{metric}_ci_low"].tolist(), "highs": group[f"{metric}_ci_high"].tolist(),
+                          "cells": [f"{m:.3f} {fmt_interval(lo, hi)}" for m, lo, hi in
+                                    zip(group[f"{metric}_mean"], group[f"{metric}_ci_low"], group[f"{metric}_ci_high"])]})
+        sizes = sorted({s for line in lines for s in line["sizes"]})
+        fraction = all(s <= 1 for s in sizes)
+        x_label = "training rows per class" if not fraction else "fraction of the train split"
+        svg = charts.size_curves(lines, METRIC_NAMES[metric], x_label, f"efficiency-{len(out)}")
+        out.append({"dataset": dataset, "metric": METRIC_NAMES[metric], "svg": Markup(svg), "x_label": x_label,
+                    "sizes": [f"{s:g}" for s in sizes], "lines": [
+                        {"label": l["label"], "cells": [l["cells"][l["sizes"].index(s)] if s in l["sizes"] else "—"
+                                                        for s in sizes]} for l in lines]})
+    return out

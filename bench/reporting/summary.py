@@ -1,0 +1,430 @@
+"""Aggregation for the report: one flat row per run record, the summary per (strategy, model,
+dataset) as mean ± std over seeds, the Pareto front, per-epoch curves, per-class F1, confusion
+totals and environment values (tuning trials: bench/reporting/summary_tuning.py).
+
+Every reader of a record goes through `dig`/`number`, so a record with missing, null or oddly
+typed keys yields NaN/None for those figures instead of crashing the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bench.core.records import train_seconds
+
+GROUP_KEYS = ["strategy", "model", "dataset", "train_size", "variant"]
+QUALITY = ["accuracy", "balanced_accuracy", "macro_f1"]
+IMBALANCE_RATIO = 1.5  # largest / smallest test class at or above this: balanced accuracy is the headline
+
+# Headline memory keys a record may name, and how the report words them.
+MEMORY_KINDS = {
+    "peak_rss_mb": "CPU peak RSS",
+    "peak_gpu_allocated_mb": "GPU max allocated",
+    "peak_gpu_reserved_mb": "GPU max reserved",
+}
+
+# Figures averaged over seeds in the summary, and which direction is better.
+SUMMARY_FIGURES = {
+    "accuracy": "max",
+    "balanced_accuracy": "max",
+    "macro_f1": "max",
+    "trainable_params": "min",
+    "total_params": None,
+    "memory_mb": "min",
+    "train_time_s": "min",
+    "total_time_s": "min",
+    "train_examples_per_s": "max",
+}
+
+# Cost axes of the accuracy-against-cost charts (the Pareto front is taken on each).
+COST_AXES = {
+    "trainable_params": "trainable parameters",
+    "train_time_s": "train time (s)",
+    "memory_mb": "peak memory (MB)",
+}
+
+ENV_KEYS = ["python", "torch", "transformers", "peft", "bitsandbytes", "device", "device_name",
+            "cpu", "gpu", "threads", "git_commit"]
+
+CURVE_KEYS = ["train_loss", "val_loss", "val_accuracy"]
+
+
+# ---------------------------------------------------------------- safe readers
+
+def dig(obj: Any, *keys: Any) -> Any:
+    """obj[k1][k2]..., or None as soon as a level is missing or not a dict."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def number(value: Any) -> float:
+    """A finite-or-NaN float; None, bools, strings and other junk become NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return math.nan
+    return float(value)
+
+
+def name_of(value: Any) -> str:
+    """The name of a model/dataset block (a dict with "name"), or the value itself as text."""
+    if isinstance(value, dict):
+        value = value.get("name")
+    if value is None or value == "":
+        return "?"
+    return str(value)
+
+
+def labels_of(record: dict) -> list[str]:
+    labels = dig(record, "dataset", "labels")
+    if isinstance(labels, list) and labels:
+        return [str(x) for x in labels]
+    per_class = dig(record, "metrics", "per_class")
+    return [str(x) for x in per_class] if isinstance(per_class, dict) else []
+
+
+def headline_memory(cost: Any) -> tuple[float, str | None]:
+    """(MB, key) of the record's headline memory figure; GPU allocated before RSS when unnamed."""
+    if not isinstance(cost, dict):
+        return math.nan, None
+    named = cost.get("headline_memory")
+    keys = [named] if isinstance(named, str) else []
+    keys += ["peak_gpu_allocated_mb", "peak_rss_mb", "peak_gpu_reserved_mb"]
+    for key in keys:
+        value = number(cost.get(key))
+        if not math.isnan(value):
+            return value, key
+    return math.nan, None
+
+
+def params_key(params: Any) -> str:
+    return json.dumps(params if isinstance(params, dict) else {}, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------- one flat row per run
+
+def is_trial(record: dict) -> bool:
+    """Tuning trials (a study block, or a non-test eval split) never enter the summary."""
+    split = record.get("eval_split")
+    return isinstance(record.get("study"), dict) or (split is not None and split != "test")
+
+
+def flatten(record: dict) -> dict[str, Any]:
+    """The figures the report uses from one record. Never raises on a dict."""
+    cost = record.get("cost")
+    memory_mb, memory_key = headline_memory(cost)
+    study = record.get("study") if isinstance(record.get("study"), dict) else {}
+    params = record.get("params") if isinstance(record.get("params"), dict) else {}
+    error = record.get("error")
+    # a model with random weights (random:NAME) measures time and memory; its accuracy is no result
+    random_weights = dig(record, "model", "random_weights") is True
+    scored = {} if random_weights else record
+    return {
+        "run_id": str(record.get("run_id", "?")),
+        "status": str(record.get("status", "?")),
+        "error": None if error is None else str(error),
+        "strategy": name_of(record.get("strategy")),
+        "model": name_of(record.get("model")),
+        "dataset": name_of(record.get("dataset")),
+        "seed": record.get("seed"),
+        "eval_split": record.get("eval_split") or "test",
+        "is_trial": is_trial(record),
+        "study": study.get("name"),
+        "trial": study.get("trial"),
+        "trial_state": study.get("state"),
+        "objective": study.get("objective") or "balanced_accuracy",
+        "params": params,
+        "params_key": params_key(params),
+        "labels": labels_of(record),
+        "random_weights": random_weights,
+        "accuracy": number(dig(scored, "metrics", "accuracy")),
+        "balanced_accuracy": number(dig(scored, "metrics", "balanced_accuracy")),
+        "macro_f1": number(dig(scored, "metrics", "macro_f1")),
+        "baseline_accuracy": number(dig(scored, "baseline", "accuracy")),
+        "majority_accuracy": number(dig(record, "majority_baseline", "accuracy")),
+        "majority_balanced_accuracy": number(dig(record, "majority_baseline", "balanced_accuracy")),
+        **{f"{m}_ci": interval(dig(scored, "metrics", "ci", m)) for m in QUALITY},
+        "train_size": size_label(record.get("train_size")),
+        "test_counts": test_counts(record),
+        "truth": int_list(scored.get("truth")),  # no predictions: out of the significance tests too
+        "predictions": int_list(scored.get("predictions")),
+        "eval_key": eval_key(record),
+        "metrics": scored.get("metrics") if isinstance(scored.get("metrics"), dict) else {},
+        "history": scored.get("history") if isinstance(scored.get("history"), list) else [],
+        "trainable_params": number(dig(cost, "trainable_params")),
+        "total_params": number(dig(cost, "total_params")),
+        "memory_mb": memory_mb,
+        "memory_kind": memory_key,
+        "train_time_s": number(train_seconds(cost if isinstance(cost, dict) else None)),
+        "total_time_s": number(dig(cost, "time_s", "total")),
+        "train_examples_per_s": number(dig(cost, "train_examples_per_s")),
+        "finished_at": record.get("finished_at"),
+    }
+
+
+def interval(value: Any) -> tuple[float, float] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        low, high = number(value[0]), number(value[1])
+        if not (math.isnan(low) or math.isnan(high)):
+            return low, high
+    return None
+
+
+def size_label(value: Any) -> str:
+    """A training-set size as a group key: "" for the full split, else "8" or "0.25"."""
+    v = number(value)
+    return "" if math.isnan(v) else f"{v:g}"
+
+
+def size_order(label: str) -> float:
+    """Sort key of a training-set size label: by value, the full split ("") last."""
+    return float(label) if label else math.inf
+
+
+def int_list(value: Any) -> list[int] | None:
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return value
+    return None
+
+
+def eval_key(record: dict) -> str | None:
+    """Which rows a run was evaluated on (its split's row ids): runs pair up only on equal keys."""
+    ids = dig(record, "dataset", "split_ids", record.get("eval_split") or "test")
+    return json.dumps(ids) if isinstance(ids, list) and ids else None
+
+
+def test_counts(record: dict) -> dict[str, int]:
+    """Rows per class in the evaluated split: the record's class counts, else the per-class supports."""
+    counts = dig(record, "dataset", "class_counts", record.get("eval_split") or "test")
+    if not isinstance(counts, dict):
+        per_class = dig(record, "metrics", "per_class")
+        counts = {k: dig(v, "support") for k, v in per_class.items()} if isinstance(per_class, dict) else {}
+    return {str(k): int(v) for k, v in counts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def is_imbalanced(counts: dict[str, int]) -> bool:
+    values = [v for v in counts.values() if v > 0]  # a class absent from the test split ranks nothing
+    return len(values) > 1 and max(values) / min(values) >= IMBALANCE_RATIO
+
+
+def headline_metrics(runs: pd.DataFrame) -> dict[str, str]:
+    """Per dataset, the figure comparisons rank by: balanced accuracy where the test split is
+    imbalanced (accuracy there rewards predicting the big class), else accuracy."""
+    out = {}
+    for dataset, group in runs[summary_mask(runs)].groupby("dataset", sort=True):
+        imbalanced = any(is_imbalanced(c) for c in group["test_counts"] if c)
+        out[dataset] = "balanced_accuracy" if imbalanced else "accuracy"
+    return out
+
+
+def dedupe(records: Iterable[dict]) -> list[dict]:
+    """One record per run (the last one read wins): a copy of a results folder inside another must
+    not double-count seeds. Trials are keyed by (study, trial number), since two trials may share
+    a configuration."""
+    latest: dict[Any, dict] = {}
+    for rec in records:
+        if not isinstance(rec, dict):
+            continue
+        study = rec.get("study")
+        if isinstance(study, dict) and study.get("trial") is not None:
+            key = ("trial", str(study.get("name")), str(study.get("trial")))
+        else:
+            key = ("run", str(rec.get("run_id")))
+        latest.pop(key, None)
+        latest[key] = rec
+    return list(latest.values())
+
+
+def runs_frame(records: Iterable[dict]) -> pd.DataFrame:
+    rows = [flatten(rec) for rec in dedupe(records)]
+    frame = pd.DataFrame(rows)
+    frame["variant"] = variants(frame)
+    return frame
+
+
+def variants(runs: pd.DataFrame) -> list[str]:
+    """Where one (strategy, model, dataset) was run with several hyperparameter sets, name each set
+    by the params that differ, so different settings are never averaged together."""
+    out = [""] * len(runs)
+    counted = runs[summary_mask(runs)]
+    for _, group in counted.groupby(["strategy", "model", "dataset"], sort=False):
+        if group["params_key"].nunique() < 2:
+            continue
+        param_sets = list(group["params"])
+        varying = sorted({k for p in param_sets for k in p if any(q.get(k) != p.get(k) for q in param_sets)})
+        for idx, params in zip(group.index, param_sets):
+            out[runs.index.get_loc(idx)] = ", ".join(f"{k}={short_value(params.get(k))}" for k in varying)
+    return out
+
+
+def short_value(value: Any) -> str:
+    """A param as a label: tuned floats to 4 significant digits (lr=0.001988, not 0.0019877829531090205)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def summary_mask(runs: pd.DataFrame) -> pd.Series:
+    """Runs that enter the means: ok, on the test split, not a tuning trial."""
+    return (runs["status"] == "ok") & ~runs["is_trial"]
+
+
+# ---------------------------------------------------------------- the summary table
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (strategy, model, dataset, variant): n_seeds, seeds, <figure>_mean/_std for
+    every SUMMARY_FIGURES entry, trainable_pct and memory_kind. std is NaN for a single seed."""
+    counted = runs[summary_mask(runs)]
+    rows = []
+    for key, group in counted.groupby(GROUP_KEYS, sort=True):
+        row = dict(zip(GROUP_KEYS, key))
+        row["n_seeds"] = len(group)
+        row["seeds"] = ",".join(sorted(str(s) for s in group["seed"]))
+        for figure in SUMMARY_FIGURES:
+            values = group[figure].astype(float)
+            row[f"{figure}_mean"] = values.mean() if values.notna().any() else math.nan
+            row[f"{figure}_std"] = values.std(ddof=1) if values.notna().sum() > 1 else math.nan
+        for figure in QUALITY:
+            row[f"{figure}_ci_low"], row[f"{figure}_ci_high"], row[f"{figure}_ci_kind"] = group_interval(group, figure)
+        total = row["total_params_mean"]
+        row["trainable_pct"] = 100.0 * row["trainable_params_mean"] / total if total > 0 else math.nan
+        row["memory_kind"] = ",".join(sorted({k for k in group["memory_kind"] if k}))
+        rows.append(row)
+    columns = GROUP_KEYS + ["n_seeds", "seeds"] + [f"{f}_{s}" for f in SUMMARY_FIGURES for s in ("mean", "std")]
+    columns += [f"{f}_ci_{s}" for f in QUALITY for s in ("low", "high", "kind")]
+    table = pd.DataFrame(rows, columns=columns + ["trainable_pct", "memory_kind"])
+    # Best first within each dataset (and training-set size), by the dataset's headline figure.
+    headline = headline_metrics(runs)
+    table["headline"] = [headline.get(d, "accuracy") for d in table["dataset"]]
+    table["headline_mean"] = [row[f"{row['headline']}_mean"] for _, row in table.iterrows()] if len(table) else []
+    table["size_order"] = [size_order(v) for v in table["train_size"]]
+    table = table.sort_values(["dataset", "size_order", "headline_mean"], ascending=[True, True, False],
+                              na_position="last", kind="stable").reset_index(drop=True)
+    return add_pareto_columns(table)
+
+
+def group_interval(group: pd.DataFrame, figure: str) -> tuple[float, float, str]:
+    """95% interval of a group's figure: the t-interval over seeds with two or more, else the one
+    run's bootstrap interval over its test rows."""
+    from bench.core.stats import t_interval
+
+    values = [v for v in group[figure].astype(float) if not math.isnan(v)]
+    across = t_interval(values)
+    if across is not None:  # clipped: these figures live in [0, 1]
+        return max(0.0, across[0]), min(1.0, across[1]), f"t-interval over {len(values)} seeds"
+    ci = next((c for c in group[f"{figure}_ci"] if c), None)
+    if ci is not None:
+        return ci[0], ci[1], "bootstrap over test rows"
+    return math.nan, math.nan, ""
+
+
+def best_flags(table: pd.DataFrame) -> dict[str, list[bool]]:
+    """Per figure, which rows hold the best mean (ties all marked); only with two or more rows."""
+    flags = {}
+    for figure, better in SUMMARY_FIGURES.items():
+        values = table[f"{figure}_mean"].astype(float).to_numpy()
+        finite = ~np.isnan(values)
+        if better is None or finite.sum() < 2:
+            flags[figure] = [False] * len(values)
+            continue
+        best = np.nanmax(values) if better == "max" else np.nanmin(values)
+        flags[figure] = list(finite & np.isclose(values, best, rtol=1e-9, atol=0))
+    return flags
+
+
+# ---------------------------------------------------------------- Pareto front
+
+def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> list[bool]:
+    """Which points no other point dominates (cost <= and accuracy >=, one of them strictly).
+    Points with a missing cost or accuracy are never on the front; equal points are both on it."""
+    points = [(number(c), number(a)) for c, a in zip(costs, accuracies)]
+    front = []
+    for i, (cost, acc) in enumerate(points):
+        if math.isnan(cost) or math.isnan(acc):
+            front.append(False)
+            continue
+        dominated = any(
+            j != i and not (math.isnan(c) or math.isnan(a)) and c <= cost and a >= acc and (c < cost or a > acc)
+            for j, (c, a) in enumerate(points)
+        )
+        front.append(not dominated)
+    return front
+
+
+def add_pareto_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """pareto_<cost> columns on the headline figure, the front taken within each dataset and
+    training-set size (figures on different data do not compare)."""
+    table = table.copy()
+    for cost in COST_AXES:
+        column = pd.Series(False, index=table.index, dtype=bool)
+        for _, group in table.groupby(["dataset", "train_size"], sort=False):
+            front = pareto_front(group[f"{cost}_mean"].tolist(), group["headline_mean"].tolist())
+            column.loc[group.index] = front
+        table[f"pareto_{cost}"] = column
+    return table
+
+
+# ---------------------------------------------------------------- per-group details
+
+def group_runs(runs: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    """(group key, its counted runs) in summary order."""
+    counted = runs[summary_mask(runs)]
+    return [(key, group) for key, group in counted.groupby(GROUP_KEYS, sort=True)]
+
+
+def mean_history(histories: Iterable[list]) -> pd.DataFrame:
+    """Per-epoch mean over seeds of train_loss, val_loss, val_accuracy (NaN where none reported)."""
+    rows = []
+    for history in histories:
+        for entry in history or []:
+            epoch = number(dig(entry, "epoch"))
+            if not math.isnan(epoch):
+                rows.append({"epoch": epoch, **{k: number(dig(entry, k)) for k in CURVE_KEYS}})
+    if not rows:
+        return pd.DataFrame(columns=["epoch"] + CURVE_KEYS)
+    return pd.DataFrame(rows).groupby("epoch", as_index=False).mean().sort_values("epoch")
+
+
+def mean_per_class_f1(metrics_blocks: Iterable[dict], labels: list[str]) -> list[float]:
+    """Mean F1 per label over seeds, in `labels` order (NaN for a label no record reports)."""
+    values: dict[str, list[float]] = {label: [] for label in labels}
+    for block in metrics_blocks:
+        per_class = dig(block, "per_class")
+        for label in labels:
+            f1 = number(dig(per_class, label, "f1"))
+            if not math.isnan(f1):
+                values[label].append(f1)
+    return [float(np.mean(v)) if v else math.nan for v in values.values()]
+
+
+def confusion_total(metrics_blocks: Iterable[dict], n_labels: int) -> list[list[int]] | None:
+    """Confusion matrices summed over seeds; matrices of the wrong shape are left out."""
+    total = None
+    for block in metrics_blocks:
+        try:
+            matrix = np.asarray(dig(block, "confusion"), dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if matrix.shape != (n_labels, n_labels) or np.isnan(matrix).any():
+            continue
+        total = matrix if total is None else total + matrix
+    return None if total is None else total.astype(int).tolist()
+
+
+def environment_values(records: Iterable[dict]) -> list[tuple[str, list[tuple[str, int]]]]:
+    """(env key, [(distinct value, number of runs)]) with the well-known keys first."""
+    counts: dict[str, Counter] = {}
+    for rec in records:
+        env = rec.get("env")
+        if not isinstance(env, dict):
+            continue
+        for key, value in env.items():
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+            counts.setdefault(str(key), Counter())[text] += 1
+    order = [k for k in ENV_KEYS if k in counts] + sorted(k for k in counts if k not in ENV_KEYS)
+    return [(key, sorted(counts[key].items(), key=lambda kv: (-kv[1], kv[0]))) for key in order]

@@ -1,0 +1,1 @@
+"""running layer of ftbench; see docs/ARCHITECTURE.md."""

@@ -1,0 +1,222 @@
+"""Experiments and runs. An `Experiment` is what the user asked for (a YAML file, CLI flags on top);
+`plan()` resolves it into `RunSpec`s, one per (strategy, model, dataset, seed, hyperparameters),
+each with an id that is a hash of its resolved config."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.core.errors import BenchError
+
+DEFAULT_STRATEGIES = ["zero-shot", "feature-extract", "full-ft", "lora", "qlora"]
+FALLBACK_PER_CLASS = (60, 20, 40)
+
+
+@dataclass
+class RunSpec:
+    """Everything one run depends on; the worker process gets exactly this."""
+
+    strategy: str
+    model: str
+    dataset: str
+    dataset_options: dict
+    per_class: list[int]
+    test_from: str
+    seed: int
+    params: dict
+    device: str
+    precision: str = "auto"
+    eval_split: str = "test"
+    study: dict | None = None  # tuning: {"name", "storage", "trial", "trial_id"}
+    split: str = ""  # "stratified:0.8,0.1,0.1" or "official"; empty: per-class with `per_class`
+    max_rows: int | None = None  # cap on the pool, class shares kept (stratified, official)
+    train_size: int | float | None = None  # rows per class (or fraction) kept of the train split
+
+    # fields added after records existed: left out of the id while unset, so earlier ids stay valid
+    LATER_FIELDS = ("split", "max_rows", "train_size")
+
+    def split_spec(self) -> str:
+        return self.split or "per-class:" + ",".join(map(str, self.per_class))
+
+    def identity(self) -> dict:
+        ident = {k: v for k, v in dataclasses.asdict(self).items()
+                 if k != "study" and not (k in self.LATER_FIELDS and v in ("", None))}
+        if self.study:  # two trials with equal params are still two runs
+            ident["study"] = {"name": self.study["name"], "trial": self.study["trial"]}
+        return ident
+
+    @property
+    def run_id(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        size = "" if self.train_size is None else f", train size {self.train_size:g}"
+        return f"{self.strategy} [{self.model}] on {self.dataset}, seed {self.seed}{size}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Experiment:
+    strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
+    dataset: str = "bbc-news"
+    text_cols: list[str] = field(default_factory=list)
+    label_col: str | None = None
+    ag_news_dir: str | None = None
+    per_class: list[int] | str | None = None  # "TRAIN,VAL,TEST" or a list; None: the dataset's default
+    split: str | None = None  # per-class:T,V,E | stratified:F,F,F | official (bench/data/splits.py)
+    max_rows: int | None = None
+    split_col: str | None = None
+    train_sizes: list[int | float] | str | None = None  # a data-efficiency curve: rows per class, or fractions
+    test_from: str = "pool"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    model: str | None = None  # one model for every strategy
+    models: dict[str, str] = field(default_factory=dict)  # per strategy
+    params: dict[str, dict] = field(default_factory=dict)  # per strategy
+    device: str = "auto"
+    precision: str = "auto"
+    results_dir: str = "results"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Experiment":
+        p = Path(path)
+        if not p.is_file():
+            raise BenchError(f"config file '{path}' does not exist; see configs/ for examples")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where else ""
+            raise BenchError(f"config file '{path}' is not valid YAML{at}; fix its syntax") from None
+        if not isinstance(data, dict):
+            raise BenchError(f"config file '{path}' must be a mapping of keys (strategies:, dataset:, ...)")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "Experiment":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BenchError(f"{source}: unknown key(s) {unknown}; known: {', '.join(sorted(known))}")
+        data = dict(data)
+        for key in ("strategies", "text_cols"):
+            if isinstance(data.get(key), str):
+                data[key] = [s.strip() for s in data[key].split(",") if s.strip()]
+        if isinstance(data.get("seeds"), (int, str)):
+            data["seeds"] = parse_int_list(str(data["seeds"]), "seeds")
+        if isinstance(data.get("train_sizes"), (int, float, str)):
+            data["train_sizes"] = str(data["train_sizes"])
+        check_experiment_types(data, source)
+        return cls(**data)
+
+
+def check_experiment_types(data: dict, source: str) -> None:
+    """Each key of a config file against the Experiment field's type (`strategies: 5`, `seeds: [a, b]`,
+    `params: lr` are one clear error, not a crash mid-run)."""
+    import typing
+
+    hints = typing.get_type_hints(Experiment)
+    for key, value in data.items():
+        if not _is_instance(value, hints[key]):
+            raise BenchError(f"{source}: '{key}' must be {_type_words(hints[key])}, got {value!r}; "
+                             f"see configs/ for examples")
+        if key == "params":
+            for strat, values in value.items():
+                if not _is_instance(values, dict[str, Any]):
+                    raise BenchError(f"{source}: params.{strat} must be a mapping of NAME: VALUE, got {values!r}")
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_is_instance(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_is_instance(k, args[0]) and _is_instance(v, args[1])
+                                               for k, v in value.items())
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_words(hint: Any, plural: bool = False) -> str:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_words(a) for a in args)
+    if hint is type(None):
+        return "null"
+    if origin is list:
+        return f"a list of {_type_words(args[0], plural=True)}"
+    if origin is dict:
+        return f"a mapping of {_type_words(args[0], plural=True)} to {_type_words(args[1], plural=True)}"
+    words = {int: ("an integer", "integers"), str: ("text", "texts"), float: ("a number", "numbers"),
+             bool: ("true/false", "true/false")}.get(hint, ("anything", "anything"))
+    return words[plural]
+
+
+def parse_int_list(value: str, what: str) -> list[int]:
+    try:
+        out = [int(x) for x in str(value).split(",") if x.strip()]
+    except ValueError:
+        out = []
+    if not out:
+        raise BenchError(f"--{what} {value!r}: give comma-separated integers, e.g. 0,1,2")
+    return out
+
+
+def coerce_params(strategy, overrides: dict) -> dict:
+    """The strategy's Params with `overrides` applied, as a plain dict; unknown keys, values of the
+    wrong type and values out of the field's declared range are one clear error (bench/core/params.py)."""
+    from bench.core.params import validate_params
+
+    return validate_params(strategy, overrides)
+
+
+def parse_param_flags(flags: list[str]) -> dict[str, dict]:
+    """--param lora.lr=1e-4 --param r=8 (no prefix: every strategy that has the field).
+
+    Numbers, booleans and null are read here; any other value stays the text typed (CliText), read
+    by its field's type later: a text field takes it verbatim (`template=Text: {text}`), a list or
+    mapping field reads it as YAML and says so when it is not."""
+    from bench.core.params import CliText
+
+    out: dict[str, dict] = {}
+    for flag in flags or []:
+        key, sep, raw = flag.partition("=")
+        strat, dot, name = key.strip().rpartition(".")
+        if not sep or not name.strip() or (dot and not strat):
+            raise BenchError(f"--param {flag!r}: use STRATEGY.NAME=VALUE, e.g. --param lora.lr=1e-4")
+        value: Any = CliText(raw)
+        try:
+            parsed = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            parsed = value
+        if isinstance(parsed, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                parsed = value
+        if isinstance(parsed, (bool, int, float)) or parsed is None:
+            value = parsed
+        out.setdefault(strat if dot else "*", {})[name.strip()] = value
+    return out

@@ -1,0 +1,232 @@
+"""Run a matrix of RunSpecs, each in its own subprocess; skip runs whose `ok` record exists;
+on Ctrl-C or SIGTERM mark the running run `cancelled` and keep every finished record.
+
+The worker gets its spec on stdin (no file on disk: a tuning storage URL never touches /tmp) and
+keeps that pipe open: it exits when its parent does, however the parent died (bench/running/worker.py).
+Each run is claimed (bench/running/claims.py) while it runs, so two `bench run` on one folder share the
+matrix instead of doing it twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bench
+from bench.running.claims import Claim
+from bench.running.config import RunSpec
+from bench.core.errors import BenchError
+from bench.running.memwatch import MemoryWatch
+from bench.core.records import is_done, read_record, record_path, write_record
+from bench.running.worker import EXIT_RECORD_UNWRITABLE, base_record, signal_words
+
+GRACE_S = 60  # how long a cancelled worker gets to write its own record
+SAMPLE_S = 0.25  # how often the parent samples its worker's memory (the OOM evidence)
+
+
+class ResultsUnwritable(BenchError):
+    """A record could not be written (read-only folder, disk full): the matrix stops cleanly."""
+
+
+@dataclass
+class Outcome:
+    spec: RunSpec
+    status: str  # ok | failed | oom | cancelled | pruned | skipped
+    record: dict | None
+    seconds: float
+
+
+def check_writable(folder: str | Path, what: str = "results folder", flag: str = "--results-dir") -> None:
+    """Create `folder` and write, sync and remove a probe file in it; one clear error when that fails."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+        try:
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise BenchError(f"{what} '{folder}' is not writable ({exc.strerror or exc}); free space there, fix "
+                         f"its permissions, or pass {flag} with a writable folder") from None
+
+
+def worker_env(quiet: bool, extra: dict | None = None) -> dict:
+    """The worker's environment: ours, plus the folder this `bench` was imported from first on
+    PYTHONPATH, so the worker runs the same checkout as its parent whatever the cwd."""
+    env = dict(os.environ, FTBENCH_QUIET="1" if quiet else os.environ.get("FTBENCH_QUIET", "0"),
+               FTBENCH_PARENT_PID=str(os.getpid()), **(extra or {}))
+    root = str(Path(bench.__file__).resolve().parent.parent)
+    if "site-packages" not in root:
+        env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
+
+
+def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_env: dict | None = None) -> Outcome:
+    """Start the worker process and wait; write the record ourselves when it died without one.
+    `secret_env` reaches the worker as environment variables only (never a file, never a record)."""
+    out = record_path(results_dir, spec.run_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = read_record(out)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.running.worker", "-", str(out)], stdin=subprocess.PIPE,
+                            env=worker_env(quiet, secret_env))
+    watch = MemoryWatch.start(proc.pid)
+    interrupted: int | None = None  # the signal that stopped us
+    try:
+        try:
+            proc.stdin.write((json.dumps(spec.to_dict()) + "\n").encode())
+            proc.stdin.flush()  # kept open: its EOF tells the worker we are gone
+        except BrokenPipeError:  # the worker died at once; its exit code says why
+            pass
+        code = _wait(proc, watch)
+    except KeyboardInterrupt as exc:  # Ctrl-C (the worker got it too) or SIGTERM (it did not): let it record
+        interrupted = getattr(exc, "signum", signal.SIGINT)
+        try:
+            proc.send_signal(interrupted)  # the worker acts on the first and ignores repeats
+        except ProcessLookupError:
+            pass
+        code = _wait(proc, watch, deadline=time.monotonic() + GRACE_S)
+    finally:
+        if proc.poll() is None:  # an error of ours: never leave the worker behind
+            proc.kill()
+            proc.wait()
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+    rec = read_record(out)
+    fresh = rec is not None and rec != previous and rec.get("run_id") == spec.run_id
+    if not fresh:
+        if interrupted:
+            status, why = "cancelled", f"{signal_words(interrupted)} during the run"
+        elif code in (-signal.SIGKILL, 137):
+            status, why = watch.killed_verdict(code)
+        elif code == EXIT_RECORD_UNWRITABLE:
+            status, why = "failed", "the worker could not write its record"
+        else:
+            status, why = "failed", f"worker exited with code {code} without writing a record"
+        rec = base_record(spec, status, why)
+        try:
+            write_record(out, rec)
+        except OSError as exc:
+            raise ResultsUnwritable(f"cannot write the record of {spec.label()} to {out} ({exc.strerror or exc}); "
+                                    "the results folder is full or read-only: free space or pass --results-dir "
+                                    "with a writable folder, then rerun (finished runs are skipped)") from None
+    outcome = Outcome(spec, rec["status"], rec, time.perf_counter() - t0)
+    if interrupted:
+        raise Interrupted(outcome, interrupted)
+    return outcome
+
+
+def _wait(proc: subprocess.Popen, watch: MemoryWatch, deadline: float | None = None) -> int:
+    """The worker's exit code, sampling its memory meanwhile; killed at `deadline`."""
+    while True:
+        try:
+            return proc.wait(timeout=SAMPLE_S)
+        except subprocess.TimeoutExpired:
+            watch.sample()
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                return proc.wait()
+
+
+class Interrupted(KeyboardInterrupt):
+    def __init__(self, outcome: Outcome, signum: int = signal.SIGINT):
+        super().__init__("interrupted")
+        self.outcome, self.signum = outcome, signum
+
+
+def describe(o: Outcome) -> str:
+    if o.status == "skipped":
+        return "skipped (an ok record exists; --force reruns it)"
+    rec = o.record or {}
+    if o.status != "ok":
+        return f"{o.status.upper()}: {rec.get('error')}"
+    try:
+        m, c = rec["metrics"], rec.get("cost") or {}
+        if (rec.get("model") or {}).get("random_weights"):
+            return (f"ok  random weights: time and memory only, {c['time_s']['total']:.0f} s, "
+                    f"peak RSS {c['peak_rss_mb']:.0f} MB, trainable {c['trainable_params']:,}")
+        base = rec.get("baseline")
+        before = f" (untrained {base['accuracy']:.3f})" if isinstance(base, dict) else ""
+        ci = (m.get("ci") or {}).get("accuracy")
+        interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
+        return (f"ok  accuracy {m['accuracy']:.3f}{interval}{before}, balanced {m['balanced_accuracy']:.3f}, "
+                f"{c['time_s']['total']:.0f} s, peak RSS {c['peak_rss_mb']:.0f} MB, "
+                f"trainable {c['trainable_params']:,}")
+    except (KeyError, TypeError, ValueError):  # an odd record by another hand: still one line
+        return "ok (its record lacks some figures)"
+
+
+def run_matrix(specs: list[RunSpec], results_dir: str | Path, force: bool = False,
+               quiet: bool = False, log=print) -> list[Outcome]:
+    """Every spec in order; a run another `bench run` process holds is deferred, then waited for."""
+    outcomes: list[Outcome] = []
+    started = time.time()
+    deferred: list[tuple[str, RunSpec]] = []
+    numbered = [(f"[{i}/{len(specs)}] {spec.label()}", spec) for i, spec in enumerate(specs, 1)]
+    for head, spec in numbered:
+        if not force and is_done(results_dir, spec.run_id):
+            outcomes.append(_skipped(spec, results_dir, head, log))
+            continue
+        claim = Claim(results_dir, spec.run_id)
+        if not _take(claim):
+            log(f"{head}: being run by another bench process (pid {claim.holder()}); coming back to it at the end")
+            deferred.append((head, spec))
+            continue
+        with claim:
+            outcomes.append(_run_claimed(spec, results_dir, head, quiet, log, force, started))
+    for head, spec in deferred:
+        claim = Claim(results_dir, spec.run_id)
+        log(f"{head}: waiting for the other bench process (pid {claim.holder()}) to finish it ...")
+        _take(claim, wait=True)
+        with claim:
+            outcomes.append(_run_claimed(spec, results_dir, head, quiet, log, force, started))
+    return outcomes
+
+
+def _take(claim: Claim, wait: bool = False) -> bool:
+    try:
+        return claim.take(wait)
+    except OSError as exc:
+        raise ResultsUnwritable(f"cannot claim a run in {claim.path.parent.parent} ({exc.strerror or exc}); the "
+                                "results folder is full or read-only: free space or pass --results-dir with a "
+                                "writable folder, then rerun (finished runs are skipped)") from None
+
+
+def _skipped(spec: RunSpec, results_dir, head: str, log, why: str | None = None) -> Outcome:
+    o = Outcome(spec, "skipped", read_record(record_path(results_dir, spec.run_id)), 0.0)
+    log(f"{head}: {why or describe(o)}")
+    return o
+
+
+def _run_claimed(spec: RunSpec, results_dir, head: str, quiet: bool, log, force: bool, started: float) -> Outcome:
+    """Run a claimed spec, unless another process finished it meanwhile (its ok record is newer than us)."""
+    rec = read_record(record_path(results_dir, spec.run_id))
+    if rec is not None and rec.get("status") == "ok" and (not force or _written_after(results_dir, spec, started)):
+        return _skipped(spec, results_dir, head, log, "skipped (done by another bench process meanwhile)"
+                        if _written_after(results_dir, spec, started) else None)
+    log(f"{head} ...")
+    try:
+        o = run_one(spec, results_dir, quiet=quiet)
+    except Interrupted as stop:
+        log(f"{head}: {describe(stop.outcome)}")
+        raise
+    log(f"{head}: {describe(o)}")
+    return o
+
+
+def _written_after(results_dir, spec: RunSpec, started: float) -> bool:
+    try:
+        return record_path(results_dir, spec.run_id).stat().st_mtime >= started
+    except OSError:
+        return False

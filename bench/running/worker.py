@@ -1,0 +1,238 @@
+"""One run, in its own process: `python -m bench.running.worker - RECORD.json` with the spec (JSON, one
+line) on stdin, or `python -m bench.running.worker SPEC.json RECORD.json`.
+
+Its own process gives clean peak-memory figures (VmHWM of this process alone), and a crash or an
+out-of-memory kill cannot take the other runs down. The record is written here, atomically, for
+every outcome this process lives to see; the parent writes it for the ones it does not.
+
+Tied to its parent: the kernel sends it SIGKILL when the parent dies (PR_SET_PDEATHSIG), and it
+exits when its stdin (a pipe from the parent) reaches EOF. SIGINT and SIGTERM both cancel the run:
+a `cancelled` record, exit 130 or 143."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+
+from bench.running.config import RunSpec
+from bench.core.errors import BenchError, Pruned
+from bench.core.records import SCHEMA, write_record
+from bench.core.secrets import mask_secrets
+
+EXIT_RECORD_UNWRITABLE = 3  # the record could not be written (read-only folder, disk full)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def base_record(spec: RunSpec, status: str, error: str | None = None) -> dict:
+    """The keys every record has, whatever its status (failed runs carry no metrics)."""
+    return {"schema": SCHEMA, "run_id": spec.run_id, "status": status, "error": mask_secrets(error),
+            "strategy": spec.strategy, "seed": spec.seed, "eval_split": spec.eval_split,
+            "study": ({k: v for k, v in spec.study.items() if k != "trial_id"} if spec.study else None),
+            "model": {"name": spec.model}, "dataset": {"name": spec.dataset}, "params": spec.params,
+            "metrics": None, "baseline": None, "majority_baseline": None, "history": [], "cost": None, "env": None,
+            "config": spec.to_dict(), "train_size": spec.train_size, "started_at": None, "finished_at": now()}
+
+
+def execute(spec: RunSpec, quiet: bool = False) -> dict:
+    """Run the strategy and build the `ok` record; exceptions propagate to `main`."""
+    import numpy as np
+    import torch
+
+    from bench.engine.context import RunContext
+    from bench.data.task import prepare
+    from bench.data.sources import DatasetOptions, load_raw
+    from bench.engine.env import environment
+    from bench.core.metrics import classification_metrics
+    from bench.core.stats import bootstrap_intervals
+    from bench.engine.models import resolve_model
+    from bench.engine.trackers import Tracker, cpu_threads
+    from strategies import get_strategy
+
+    torch.set_num_threads(cpu_threads())
+    quiet_library_noise()
+    if quiet:  # -q: transformers' own bars (weight loading) go too
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    started = now()
+    on_epoch = None
+    if spec.study:
+        from bench.running.study_storage import epoch_reporter
+
+        on_epoch = epoch_reporter(spec.study, spec.params.get("epochs"))
+    tracker = Tracker(on_epoch=on_epoch, quiet=quiet)
+    strategy = get_strategy(spec.strategy)
+    params = strategy.Params(**spec.params)
+    with tracker.phase("prepare"):
+        data = prepare(load_raw(spec.dataset, DatasetOptions(**spec.dataset_options)), spec.split_spec(),
+                       spec.seed, spec.test_from, spec.max_rows, spec.train_size)
+    model = resolve_model(spec.model)
+    ctx = RunContext(data, model, spec.seed, spec.device, tracker, spec.eval_split, spec.precision)
+    result = strategy.run(ctx, params)
+    truth = ctx.eval.labels
+    metrics = classification_metrics(truth, result.predictions, data.labels)
+    metrics["ci"] = bootstrap_intervals(truth, result.predictions, len(data.labels), seed=spec.seed)
+    baseline = (classification_metrics(truth, result.baseline_predictions, data.labels)
+                if result.baseline_predictions is not None else None)
+    # what "always say the most frequent training class" scores: the floor on imbalanced data
+    majority = int(np.bincount(data.train.labels, minlength=len(data.labels)).argmax())
+    majority_baseline = classification_metrics(truth, [majority] * len(truth), data.labels)
+    majority_baseline["predicted_class"] = data.labels[majority]
+    cost = tracker.cost()
+    cost.update(trainable_params=int(result.trainable_params), total_params=int(result.total_params),
+                trainable_fraction=(result.trainable_params / result.total_params if result.total_params else None),
+                adapter_bytes=None)
+    cost.update(result.extra_cost)
+    from bench.engine.flops import utilization_figures  # FLOPs per token, peak FLOP/s, MFU (bench/engine/flops.py)
+
+    cost.update(utilization_figures(spec.strategy, model, cost, spec.device, spec.precision, len(data.labels)))
+    rec = base_record(spec, "ok")
+    rec.update(model=model.record(), dataset=data.record(), metrics=metrics, baseline=baseline,
+               majority_baseline=majority_baseline, history=tracker.history, cost=cost,
+               env=environment(spec.device), started_at=started,
+               predictions=[int(x) for x in result.predictions], truth=[int(x) for x in truth])
+    return rec
+
+
+def quiet_library_noise() -> None:
+    """Deprecation notices that libraries raise about each other's calls (peft calling
+    transformers' renamed gradient-checkpointing API) say nothing a user can act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, message=r".*(is_gradient_checkpointing|"
+                            r"gradient_checkpointing_enable).*deprecated")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.script_method")
+
+
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "unable to allocate")
+
+
+def classify_failure(exc: BaseException) -> str:
+    """oom for an allocation that failed (MemoryError, e.g. under RLIMIT_AS; torch's CPU and CUDA
+    allocators' messages); failed for anything else."""
+    import torch
+
+    if isinstance(exc, MemoryError) or isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+        return "oom"
+    text = str(exc).lower()
+    return "oom" if any(m in text for m in OOM_MESSAGES) else "failed"
+
+
+def signal_words(signum: int) -> str:
+    return {signal.SIGINT: "interrupted (Ctrl-C, SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}.get(
+        signum, f"stopped by signal {signum}")
+
+
+class Cancelled(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _cancel(signum, frame) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # one cancel: a repeat must not break the record's write
+        signal.signal(sig, signal.SIG_IGN)
+    raise Cancelled(signum)
+
+
+def tie_to_parent() -> None:
+    """Die with the parent: PR_SET_PDEATHSIG (Linux), then make sure the parent did not die first."""
+    parent = os.environ.get("FTBENCH_PARENT_PID")
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the stdin watch below still ties us
+        pass
+    if parent and os.getppid() != int(parent):  # it died before the prctl took
+        os._exit(1)
+
+
+def watch_stdin() -> None:
+    """The parent keeps our stdin open while it lives: EOF means it is gone."""
+    def watch() -> None:
+        try:  # os.read, not sys.stdin: a daemon thread must hold no interpreter lock at exit
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def read_spec(arg: str) -> RunSpec:
+    if arg == "-":  # one line of JSON on stdin, read unbuffered: the pipe stays ours to watch
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = os.read(0, 1 << 16)
+            if not chunk:
+                os._exit(1)  # the parent went away before sending it all
+            line += chunk
+        return RunSpec(**json.loads(line))
+    with open(arg) as fh:
+        return RunSpec(**json.load(fh))
+
+
+def finish(record_path: str, rec: dict) -> int | None:
+    """Write the record; None when written, the exit code when the folder would not take it."""
+    from bench.core.records import strip_nonfinite
+
+    rec, where = strip_nonfinite(rec)
+    if where and rec["status"] == "ok":  # a NaN/inf figure is a broken run, not a result
+        rec.update(status="failed", error=f"non-finite figure(s) at {', '.join(where[:5])}")
+    try:
+        write_record(record_path, rec)
+    except OSError as exc:
+        metrics = rec.get("metrics") or {}
+        done = (f"the run finished (accuracy {metrics['accuracy']:.3f}) but " if rec["status"] == "ok"
+                and isinstance(metrics.get("accuracy"), float) else "")
+        print(f"error: {done}cannot write the record {record_path} ({exc.strerror or exc}); the results folder is "
+              "full or read-only", file=sys.stderr)
+        return EXIT_RECORD_UNWRITABLE
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec_arg, record_path = argv[0], argv[1]
+    tie_to_parent()
+    spec = read_spec(spec_arg)
+    if spec_arg == "-":
+        watch_stdin()
+    signal.signal(signal.SIGTERM, _cancel)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # as Python does: a background job keeps ignoring it
+        signal.signal(signal.SIGINT, _cancel)
+    quiet = os.environ.get("FTBENCH_QUIET") == "1"
+    try:
+        rec = execute(spec, quiet=quiet)
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        return finish(record_path, base_record(spec, "cancelled", f"{signal_words(signum)} during the run")) \
+            or 128 + signum
+    except Pruned as exc:
+        return finish(record_path, base_record(spec, "pruned", str(exc) or "pruned by the tuner")) or 0
+    except BenchError as exc:
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
+        return finish(record_path, base_record(spec, "failed", str(exc))) or 1
+    except BaseException as exc:  # noqa: BLE001 - every outcome gets a record
+        status = classify_failure(exc)
+        rec = base_record(spec, status, f"{type(exc).__name__}: {exc}".strip())
+        rec["traceback"] = mask_secrets(traceback.format_exc(limit=20))
+        print(f"error: {mask_secrets(rec['error'])} (the traceback is in the record, {record_path})",
+              file=sys.stderr)
+        return finish(record_path, rec) or 1
+    return finish(record_path, rec) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
