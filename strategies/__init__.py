@@ -16,9 +16,19 @@ REGISTRY = {
 }
 
 
-def get_strategy(name: str):
-    """An instance of the strategy called `name`, or one clear error listing the known ones."""
+def strategy_class(name: str) -> type:
+    """The class registered as `name` (its module imported now), or one clear error."""
     if name not in REGISTRY:
         raise BenchError(f"unknown strategy '{name}'; known: {', '.join(sorted(REGISTRY))}")
     module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)()
+    return getattr(importlib.import_module(module), cls)
+
+
+def default_run() -> list[str]:
+    """The strategies of a plain `bench run`, in registry order (each class's `in_default_run`)."""
+    return [name for name in REGISTRY if strategy_class(name).in_default_run]
+
+
+def get_strategy(name: str):
+    """An instance of the strategy called `name`, or one clear error listing the known ones."""
+    return strategy_class(name)()

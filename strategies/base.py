@@ -39,6 +39,20 @@ class Strategy:
     # Params fields whose default differs on a CUDA device; bench.running.plan applies them where the
     # resolved device is CUDA and the user gave no value, so the record shows what ran
     gpu_defaults: ClassVar[dict[str, Any]] = {}
+    # How its FLOPs are counted (bench/engine/flops.py): "forward" (no backbone training: a forward
+    # pass per text), "full" (every weight trains: 3x forward), "adapter" (frozen base, small
+    # trainable part: 2x forward + 6 per trainable parameter)
+    flops_kind: ClassVar[str] = "adapter"
+    # Part of a plain `bench run` (no --strategies): the default comparison must fit ~10 CPU minutes
+    in_default_run: ClassVar[bool] = False
+
+    def check_device(self, params: Any, device: str) -> None:
+        """Checks that need the resolved device, before any model loads (raise BenchError). Default:
+        the speed options (bench/engine/kernels.py) where Params has them."""
+        from bench.engine.kernels import SpeedParams, check_speed_params
+
+        if isinstance(params, SpeedParams):
+            check_speed_params(params, device, self.name)
 
     def search_space(self, trial: "optuna.Trial") -> dict[str, Any]:
         """Suggest hyperparameters for one Optuna trial; returns overrides of Params' fields."""

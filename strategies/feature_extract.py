@@ -42,6 +42,8 @@ class FeatureExtract(Strategy):
     name = "feature-extract"
     description = "frozen backbone; pooled embeddings cached once; logistic-regression or MLP head"
     default_model = "minilm"
+    flops_kind = "forward"
+    in_default_run = True
     Params = FeatureExtractParams
 
     def search_space(self, trial):

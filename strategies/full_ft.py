@@ -30,6 +30,8 @@ class FullFineTune(Strategy):
     name = "full-ft"
     description = "every weight of a small model trained with a classification head"
     default_model = "minilm"
+    flops_kind = "full"
+    in_default_run = True
     Params = FullFTParams
 
     def search_space(self, trial):

@@ -27,6 +27,8 @@ class LoRA(Strategy):
     name = "lora"
     description = "peft LoRA adapters on the attention projections plus a trained head"
     default_model = "smollm2"
+    flops_kind = "adapter"
+    in_default_run = True
     Params = LoRAParams
     gpu_defaults = GPU_DEFAULTS
 

@@ -35,6 +35,8 @@ class QLoRA(Strategy):
     name = "qlora"
     description = "base quantized to 4-bit NF4 (double quantization, bitsandbytes) plus LoRA and a trained head"
     default_model = "smollm2"
+    flops_kind = "adapter"
+    in_default_run = True
     Params = QLoRAParams
     gpu_defaults = GPU_DEFAULTS
 

@@ -62,6 +62,8 @@ class ZeroShot(Strategy):
     name = "zero-shot"
     description = "a causal LM scores each label's continuation after a prompt; optional k-shot and calibration"
     default_model = "smollm2"
+    flops_kind = "forward"
+    in_default_run = True
     Params = ZeroShotParams
 
     def search_space(self, trial):

@@ -8,6 +8,7 @@ import pytest
 
 from bench.engine import flops
 from bench.core.records import iter_records
+from strategies import get_strategy
 from tests.conftest import run_bench
 
 AVX2_FLAGS = "fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2"
@@ -64,10 +65,15 @@ def test_an_encoder_counts_bidirectional_attention_and_leaves_out_embeddings_and
 
 @pytest.mark.parametrize("strategy,trainable,total,kind", [
     ("full-ft", 100, 100, "full"), ("lora", 5, 100, "adapter"), ("qlora", 5, 100, "adapter"),
-    ("zero-shot", 0, 100, "forward"), ("feature-extract", 10, 100, "forward"), ("my-adapter", 1, 100, "adapter"),
-    ("my-full", 90, 100, "full")])
+    ("zero-shot", 0, 100, "forward"), ("feature-extract", 10, 100, "forward")])
 def test_the_kind_of_work_comes_from_the_strategy_and_the_trainable_fraction(strategy, trainable, total, kind):
-    assert flops.strategy_kind(strategy, trainable, total) == kind
+    assert flops.strategy_kind(get_strategy(strategy).flops_kind, trainable, total) == kind
+
+
+@pytest.mark.parametrize("declared,trainable,total,kind", [
+    ("adapter", 1, 100, "adapter"), ("adapter", 90, 100, "full"), ("full", 0, 100, "forward")])
+def test_the_parameter_counts_overrule_a_declared_kind_they_contradict(declared, trainable, total, kind):
+    assert flops.strategy_kind(declared, trainable, total) == kind
 
 
 def test_cpu_peak_from_cpuinfo_flags_cores_and_clock():
@@ -122,14 +128,14 @@ def test_unknown_gpu_has_no_peak():
 def test_utilization_figures_arithmetic(tiny_bert):
     cost = {"trainable_params": 1000, "total_params": 1000, "train_tokens_per_s": 500.0, "eval_tokens_per_s": 2000.0,
             "counters": {"train_examples": 10, "train_tokens": 320, "eval_examples": 4, "eval_tokens": 64}}
-    out = flops.utilization_figures("full-ft", str(tiny_bert), cost, "cpu", "fp32", n_labels=5)
+    out = flops.utilization_figures("full", str(tiny_bert), cost, "cpu", "fp32", n_labels=5)
     shape = flops.model_shape(str(tiny_bert), 5)
     assert out["flops_kind"] == "full" and out["n_nonembedding_params"] == shape.n_nonembedding
     assert out["flops_per_train_token"] == round(3 * flops.forward_flops_per_token(shape, 32.0))
     assert out["flops_per_eval_token"] == round(flops.forward_flops_per_token(shape, 16.0))
     assert out["peak_flops"] > 0 and out["peak_flops_basis"].startswith("CPU")
     assert out["train_mfu"] == pytest.approx(out["flops_per_train_token"] * 500.0 / out["peak_flops"], rel=1e-3)
-    none = flops.utilization_figures("zero-shot", str(tiny_bert), {"counters": {}}, "cpu")
+    none = flops.utilization_figures("forward", str(tiny_bert), {"counters": {}}, "cpu")
     assert none["train_mfu"] is None and none["eval_mfu"] is None and none["flops_kind"] == "forward"
     broken = flops.utilization_figures("full-ft", "/nonexistent/model", cost, "cpu")
     assert broken["train_mfu"] is None and "not computed" in broken["peak_flops_basis"]  # never raises

@@ -63,7 +63,6 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CPU_GHZ = 2.5  # where neither cpufreq nor /proc/cpuinfo gives a clock
-FORWARD_ONLY = {"zero-shot", "feature-extract"}
 
 # name pattern (searched, case-insensitive, in torch.cuda.get_device_name) -> (bf16/fp16 dense tensor
 # TFLOP/s, fp32 TFLOP/s, what the first figure is). More specific patterns first.
@@ -158,11 +157,12 @@ def eval_flops_per_token(shape: ModelShape, seq: float, kind: str, n_trainable: 
     return forward_flops_per_token(shape, seq) + (2.0 * n_trainable if kind == "adapter" else 0.0)
 
 
-def strategy_kind(strategy: str, trainable: int | None, total: int | None) -> str:
-    """full | adapter | forward, from the strategy name and the record's parameter counts."""
-    if strategy in FORWARD_ONLY or not trainable:
+def strategy_kind(declared: str, trainable: int | None, total: int | None) -> str:
+    """full | adapter | forward: the strategy's declared `flops_kind` (strategies/base.py), checked
+    against the run's parameter counts (nothing trained: forward; half or more trained: full)."""
+    if declared == "forward" or not trainable:
         return "forward"
-    if strategy == "full-ft" or (total and trainable >= 0.5 * total):
+    if declared == "full" or (total and trainable >= 0.5 * total):
         return "full"
     return "adapter"
 
@@ -266,7 +266,7 @@ def device_peak(device: str, bf16: bool) -> tuple[float | None, str]:
 
 # --------------------------------------------------------------------------------- the record's part
 
-def utilization_figures(strategy: str, model, cost: dict[str, Any], device: str, precision: str = "auto",
+def utilization_figures(flops_kind: str, model, cost: dict[str, Any], device: str, precision: str = "auto",
                         n_labels: int = 0) -> dict[str, Any]:
     """The FLOPs/MFU keys of a record's `cost` (module docstring). `model` is the run's ModelRef (or a
     config / folder); `cost` the record's cost so far (counters, token rates, parameter counts).
@@ -280,7 +280,7 @@ def utilization_figures(strategy: str, model, cost: dict[str, Any], device: str,
         bf16 = use_bf16(device, precision)
         peak, basis = device_peak(device, bf16)
         out.update(peak_flops=peak, peak_flops_basis=basis)
-        kind = strategy_kind(strategy, cost.get("trainable_params"), cost.get("total_params"))
+        kind = strategy_kind(flops_kind, cost.get("trainable_params"), cost.get("total_params"))
         out["flops_kind"] = kind
         source = model.local_path(log=lambda *_: None) if hasattr(model, "local_path") else model
         shape = model_shape(source, n_labels)

@@ -15,7 +15,13 @@ import yaml
 
 from bench.core.errors import BenchError
 
-DEFAULT_STRATEGIES = ["zero-shot", "feature-extract", "full-ft", "lora", "qlora"]
+
+def default_run() -> list[str]:
+    """The strategies a plain `bench run` compares: those whose class says `in_default_run`."""
+    from strategies import default_run as strategies_in_default_run
+
+    return strategies_in_default_run()
+
 FALLBACK_PER_CLASS = (60, 20, 40)
 
 
@@ -67,7 +73,7 @@ class RunSpec:
 
 @dataclass
 class Experiment:
-    strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
+    strategies: list[str] = field(default_factory=lambda: default_run())
     dataset: str = "bbc-news"
     text_cols: list[str] = field(default_factory=list)
     label_col: str | None = None

@@ -9,7 +9,6 @@ from bench.data.splits import SplitSpec, parse_per_class, parse_split, parse_tra
 from bench.data.sources import DatasetOptions, load_raw, source_for
 from bench.engine.device import resolve_device
 from bench.core.errors import BenchError
-from bench.engine.kernels import SpeedParams, check_speed_params
 from bench.engine.models import resolve_model
 
 
@@ -96,8 +95,7 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
         overrides.update(exp.params.get(strat.name, {}))
         params = coerce_params(strat, overrides)
         strat.check(strat.Params(**params), resolved_models[model_name])
-        if issubclass(strat.Params, SpeedParams):
-            check_speed_params(strat.Params(**params), device, strat.name)
+        strat.check_device(strat.Params(**params), device)
         for size in sizes:
             for seed in exp.seeds:
                 specs.append(RunSpec(strat.name, model_name, exp.dataset, options.to_dict(), per_class,

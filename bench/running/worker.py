@@ -93,7 +93,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     cost.update(result.extra_cost)
     from bench.engine.flops import utilization_figures  # FLOPs per token, peak FLOP/s, MFU (bench/engine/flops.py)
 
-    cost.update(utilization_figures(spec.strategy, model, cost, spec.device, spec.precision, len(data.labels)))
+    cost.update(utilization_figures(strategy.flops_kind, model, cost, spec.device, spec.precision, len(data.labels)))
     rec = base_record(spec, "ok")
     rec.update(model=model.record(), dataset=data.record(), metrics=metrics, baseline=baseline,
                majority_baseline=majority_baseline, history=tracker.history, cost=cost,
