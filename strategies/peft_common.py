@@ -11,6 +11,7 @@ from typing import Any
 from bench.engine.context import RunContext
 from bench.core.params import param
 from bench.core.errors import BenchError
+from bench.engine.four_bit import silence_kernel_notice
 from bench.engine.kernels import SpeedParams
 from strategies import common
 from strategies.base import StrategyResult
@@ -110,6 +111,7 @@ def classifier_head_names(model) -> list[str]:
 
 def add_lora(model, p: LoRAParams, log=print):
     """Wrap `model` in peft LoRA adapters; the head is trained in full through modules_to_save."""
+    silence_kernel_notice()  # peft imports bitsandbytes, where installed, on its own import
     from peft import LoraConfig, TaskType, get_peft_model
 
     targets = target_module_list(p.target_modules) or default_target_modules(model)
