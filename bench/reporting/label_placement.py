@@ -1,11 +1,14 @@
 """Labels beside scatter points that never overlap one another, a point or the legend.
 
-Each label takes the first free spot from a fixed list of offsets around its point, nearest first
-(so a lone point keeps its label just up and right, as before), measured in the figure's real text
-extents; a label that had to move away gets a thin leader line to its point. The layout is drawn
-once and then frozen, so the saved figure has exactly the geometry the labels were placed in.
-Deterministic: the same points give the same placement. Written here rather than taken from
-adjustText, whose iterative repulsion lowers overlaps but does not promise none.
+Each label tries a fixed set of offsets around its point (8 directions, growing distances) and takes
+the best by, in this order: no collision with what is already placed (labels, markers, the legend)
+nor with the axes' edge; then not nearer another point than its own; then nearest its point. So a
+lone point keeps its label just up and right, as before; where none of the 64 spots is free (dozens
+of points in one cluster), the least colliding one. Extents are the figure's real text extents;
+a label that had to move away gets a thin leader line to its point. The layout is drawn once and
+then frozen, so the saved figure has exactly the geometry the labels were placed in. Deterministic.
+Written here rather than taken from adjustText, whose iterative repulsion lowers overlaps but does
+not promise none.
 """
 
 from __future__ import annotations
