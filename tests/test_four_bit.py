@@ -95,7 +95,7 @@ def compare(task, tiny_llama, precision: str, gradient_checkpointing: bool):
     return min(cosines), max(relative), caught
 
 
-@pytest.mark.parametrize("precision,gradient_checkpointing", [("fp32", True), ("fp32", False), ("bf16", True)])
+@pytest.mark.parametrize("precision,gradient_checkpointing", [("fp32", True), ("bf16", True)])  # qlora checkpoints
 def test_adapter_gradients_through_4bit_layers_equal_a_dequantized_copy(task, tiny_llama, precision,
                                                                        gradient_checkpointing):
     cosine, relative, caught = compare(task, tiny_llama, precision, gradient_checkpointing)
