@@ -33,8 +33,9 @@ def _not_the_kernel_notice(record: logging.LogRecord) -> bool:
 
 def silence_kernel_notice() -> None:
     """Drop bitsandbytes' notice about a hub-only kernel that nothing here would use (see the module
-    docstring), and only that message. Call before anything imports bitsandbytes (peft does, on its
-    own import); harmless where bitsandbytes is not installed."""
+    docstring), and only that message. Call before anything imports bitsandbytes: peft on its own
+    import, transformers.optimization (the training loop's scheduler), qlora; harmless where
+    bitsandbytes is not installed."""
     notice_logger = logging.getLogger(KERNEL_NOTICE_LOGGER)  # the logger bitsandbytes will get by name
     if _not_the_kernel_notice not in notice_logger.filters:
         notice_logger.addFilter(_not_the_kernel_notice)

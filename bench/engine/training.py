@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from bench.engine.context import RunContext
 from bench.engine.device import autocast, use_bf16
 from bench.engine.dropout import use_fast_dropout
+from bench.engine.four_bit import silence_kernel_notice
 from bench.core.errors import Diverged
 from bench.engine.tokens import Encoded
 
@@ -138,6 +139,7 @@ def fit(model, train: Encoded, val: Encoded, ctx: RunContext, settings: TrainSet
         n_classes: int) -> None:
     """Train in place; validate each epoch (ctx.tracker.epoch: the curve, and the tuning pruner);
     at the end load back the trainable weights of the best epoch by validation accuracy."""
+    silence_kernel_notice()  # transformers.optimization imports bitsandbytes: full-ft's first import of it
     from transformers import get_linear_schedule_with_warmup
 
     device, bf16 = ctx.device, use_bf16(ctx.device, ctx.precision)
