@@ -53,7 +53,7 @@ def study_name(model: Path) -> str:
 
 
 def trial_records(results: Path) -> dict[int, dict]:
-    return {r["study"]["trial"]: r for r in iter_records(results) if r.get("study")}
+    return {r.study.trial: r.to_dict() for r in iter_records(results) if r.study}
 
 
 # ---------------------------------------------------------------- search spaces

@@ -39,16 +39,16 @@ from typing import Any, Callable
 
 from bench.running.config import Experiment, RunSpec, coerce_params
 from bench.core.errors import BenchError
-from bench.core.records import train_seconds
+from bench.core.record import Record
 from bench.running.study_storage import (HEARTBEAT_S, STORAGE_ENV, default_storage, make_pruner, make_sampler,
                                  open_storage, shown)
 
 PRIMARY = "balanced_accuracy"
 # objective -> (direction, its value in an ok record)
-OBJECTIVES: dict[str, tuple[str, Callable[[dict], Any]]] = {
-    "balanced_accuracy": ("maximize", lambda rec: rec["metrics"]["balanced_accuracy"]),
-    "train_time": ("minimize", lambda rec: train_seconds(rec["cost"])),
-    "peak_memory": ("minimize", lambda rec: rec["cost"][rec["cost"]["headline_memory"]]),
+OBJECTIVES: dict[str, tuple[str, Callable[[Record], Any]]] = {
+    "balanced_accuracy": ("maximize", lambda rec: rec.metrics.balanced_accuracy),
+    "train_time": ("minimize", lambda rec: rec.cost.train_seconds()),
+    "peak_memory": ("minimize", lambda rec: rec.cost.headline_memory_mb()[0]),
 }
 VALUE_FORMATS = {"balanced_accuracy": "{:.4f}", "train_time": "{:.2f} s", "peak_memory": "{:.0f} MB"}
 SETUP_KEYS = ("strategy", "dataset", "model", "per_class", "test_from", "seed", "objectives", "split", "max_rows")
@@ -222,10 +222,10 @@ def tuned_overrides(params: dict, space: dict, strategy) -> dict:
     return {k: v for k, v in params.items() if k in space or v != defaults.get(k)}
 
 
-def objective_values(record: dict, objectives: list[str]) -> list[float] | None:
+def objective_values(record: Record | None, objectives: list[str]) -> list[float] | None:
     try:
         values = [float(OBJECTIVES[o][1](record)) for o in objectives]
-    except (KeyError, TypeError, ValueError):
+    except (AttributeError, KeyError, TypeError, ValueError):  # a figure the record lacks
         return None
     return values if all(math.isfinite(v) for v in values) else None
 
@@ -294,7 +294,8 @@ def tell(search: Search, trial, outcome, space: dict) -> TrialResult:
     """Tell Optuna what the record says: ok -> COMPLETE with its values, pruned -> PRUNED, else FAIL."""
     from optuna.trial import TrialState
 
-    record = outcome.record or {}
+    record = outcome.record
+    error = record.error if record is not None else None
     values = objective_values(record, search.objectives) if outcome.status == "ok" else None
     # skip_if_finished: another process may have failed it as stale while a beat was lost
     if values is not None:
@@ -302,10 +303,10 @@ def tell(search: Search, trial, outcome, space: dict) -> TrialResult:
         state, note = "COMPLETE", ""
     elif outcome.status == "pruned":
         search.study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-        state, note = "PRUNED", record.get("error") or ""
+        state, note = "PRUNED", error or ""
     else:
         search.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-        note = record.get("error") or f"the ok record lacks {', '.join(search.objectives)}"
+        note = error or f"the ok record lacks {', '.join(search.objectives)}"
         state, note = "FAIL", f"{outcome.status}: {note}"
     return TrialResult(trial.number, state, values, space, outcome.seconds, note)
 
@@ -359,7 +360,7 @@ def tuned_params(trial, strategy) -> dict:
     return {k: v for k, v in trial.params.items() if k in fields}
 
 
-RERUN_FLAGS = ("config", "dataset", "text_col", "label_col", "ag_news_dir", "per_class", "split", "max_rows",
+RERUN_FLAGS = ("config", "dataset", "text_col", "label_col", "data_opt", "per_class", "split", "max_rows",
                "split_col", "test_from", "model", "results_dir", "storage")
 
 
@@ -367,8 +368,8 @@ def rerun_command(args, study_name: str) -> str:
     parts = ["bench", "run", "--strategies", args.strategy, "--params-from", study_name]
     for attr in RERUN_FLAGS:
         value = getattr(args, attr, None)
-        if value:
-            parts += [f"--{attr.replace('_', '-')}", shown(str(value))]
+        for item in (value if isinstance(value, list) else [value] if value else []):  # --data-opt repeats
+            parts += [f"--{attr.replace('_', '-')}", shown(str(item))]
     return shlex.join(parts + ["--seeds", "0,1,2"])
 
 

@@ -23,6 +23,7 @@ from bench.running.claims import Claim
 from bench.running.config import RunSpec
 from bench.core.errors import BenchError
 from bench.running.memwatch import MemoryWatch
+from bench.core.record import Record
 from bench.core.records import is_done, read_record, record_path, write_record
 from bench.running.worker import EXIT_RECORD_UNWRITABLE, base_record, signal_words
 
@@ -38,7 +39,7 @@ class ResultsUnwritable(BenchError):
 class Outcome:
     spec: RunSpec
     status: str  # ok | failed | oom | cancelled | pruned | skipped
-    record: dict | None
+    record: Record | None
     seconds: float
 
 
@@ -104,7 +105,7 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
         except OSError:
             pass
     rec = read_record(out)
-    fresh = rec is not None and rec != previous and rec.get("run_id") == spec.run_id
+    fresh = rec is not None and rec != previous and rec.run_id == spec.run_id
     if not fresh:
         if interrupted:
             status, why = "cancelled", f"{signal_words(interrupted)} during the run"
@@ -121,7 +122,7 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
             raise ResultsUnwritable(f"cannot write the record of {spec.label()} to {out} ({exc.strerror or exc}); "
                                     "the results folder is full or read-only: free space or pass --results-dir "
                                     "with a writable folder, then rerun (finished runs are skipped)") from None
-    outcome = Outcome(spec, rec["status"], rec, time.perf_counter() - t0)
+    outcome = Outcome(spec, rec.status, rec, time.perf_counter() - t0)
     if interrupted:
         raise Interrupted(outcome, interrupted)
     return outcome
@@ -146,25 +147,26 @@ class Interrupted(KeyboardInterrupt):
 
 
 def describe(o: Outcome) -> str:
+    """The run's outcome in one line of the log."""
     if o.status == "skipped":
         return "skipped (an ok record exists; --force reruns it)"
-    rec = o.record or {}
+    rec = o.record
+    if rec is None:
+        return o.status
     if o.status != "ok":
-        return f"{o.status.upper()}: {rec.get('error')}"
-    try:
-        m, c = rec["metrics"], rec.get("cost") or {}
-        if (rec.get("model") or {}).get("random_weights"):
-            return (f"ok  random weights: time and memory only, {c['time_s']['total']:.0f} s, "
-                    f"peak RSS {c['peak_rss_mb']:.0f} MB, trainable {c['trainable_params']:,}")
-        base = rec.get("baseline")
-        before = f" (untrained {base['accuracy']:.3f})" if isinstance(base, dict) else ""
-        ci = (m.get("ci") or {}).get("accuracy")
-        interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
-        return (f"ok  accuracy {m['accuracy']:.3f}{interval}{before}, balanced {m['balanced_accuracy']:.3f}, "
-                f"{c['time_s']['total']:.0f} s, peak RSS {c['peak_rss_mb']:.0f} MB, "
-                f"trainable {c['trainable_params']:,}")
-    except (KeyError, TypeError, ValueError):  # an odd record by another hand: still one line
+        return f"{o.status.upper()}: {rec.error}"
+    m, c = rec.metrics, rec.cost
+    if m is None or c is None or None in (m.accuracy, m.balanced_accuracy):
         return "ok (its record lacks some figures)"
+    total, rss = c.time_s.get("total"), c.peak_rss_mb
+    cost = (f"{total:.0f} s, " if isinstance(total, (int, float)) else "") + (
+        f"peak RSS {rss:.0f} MB, " if rss is not None else "") + f"trainable {c.trainable_params or 0:,}"
+    if rec.random_weights:
+        return f"ok  random weights: time and memory only, {cost}"
+    before = f" (untrained {rec.baseline.accuracy:.3f})" if rec.baseline and rec.baseline.accuracy is not None else ""
+    ci = (m.ci or {}).get("accuracy")
+    interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
+    return f"ok  accuracy {m.accuracy:.3f}{interval}{before}, balanced {m.balanced_accuracy:.3f}, {cost}"
 
 
 def run_matrix(specs: list[RunSpec], results_dir: str | Path, force: bool = False,
@@ -212,7 +214,7 @@ def _skipped(spec: RunSpec, results_dir, head: str, log, why: str | None = None)
 def _run_claimed(spec: RunSpec, results_dir, head: str, quiet: bool, log, force: bool, started: float) -> Outcome:
     """Run a claimed spec, unless another process finished it meanwhile (its ok record is newer than us)."""
     rec = read_record(record_path(results_dir, spec.run_id))
-    if rec is not None and rec.get("status") == "ok" and (not force or _written_after(results_dir, spec, started)):
+    if rec is not None and rec.status == "ok" and (not force or _written_after(results_dir, spec, started)):
         return _skipped(spec, results_dir, head, log, "skipped (done by another bench process meanwhile)"
                         if _written_after(results_dir, spec, started) else None)
     log(f"{head} ...")
