@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.plugins import load_plugins
 from bench.core.secrets import mask_secrets
 
 
@@ -15,7 +16,9 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="bbc-news (default), ag_news, csv:PATH, jsonl:PATH, parquet:PATH, hf:NAME")
     p.add_argument("--text-col", help="text column(s), comma-separated; several are joined line by line")
     p.add_argument("--label-col", help="label column")
-    p.add_argument("--ag-news-dir", help="local folder of the AG News CSV files (else $FTBENCH_AG_NEWS_DIR, else the Hub)")
+    p.add_argument("--data-opt", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of the dataset's own (repeatable), e.g. --data-opt dir=DIR for ag_news's local "
+                   "CSV folder; `bench list` names each dataset's options")
     p.add_argument("--split", help="per-class:TRAIN,VAL,TEST (rows per class; the default), stratified:0.8,0.1,0.1 "
                    "(fractions of all rows, class shares kept) or official (the dataset's own splits)")
     p.add_argument("--per-class", help="TRAIN,VAL,TEST rows sampled per class, e.g. 2000,500,500 "
@@ -93,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def experiment_from_args(args) -> "Experiment":
-    from bench.running.config import Experiment, parse_int_list, parse_param_flags
+    from bench.running.config import Experiment, parse_data_opts, parse_int_list, parse_param_flags
 
     exp = Experiment.from_yaml(args.config) if getattr(args, "config", None) else Experiment()
     if getattr(args, "strategies", None):
@@ -104,7 +107,8 @@ def experiment_from_args(args) -> "Experiment":
         exp.dataset = args.dataset
     if args.text_col:
         exp.text_cols = [c.strip() for c in args.text_col.split(",") if c.strip()]
-    for attr in ("label_col", "ag_news_dir", "per_class", "split", "split_col", "train_sizes", "test_from",
+    exp.data_opts.update(parse_data_opts(getattr(args, "data_opt", None)))
+    for attr in ("label_col", "per_class", "split", "split_col", "train_sizes", "test_from",
                  "device", "precision", "results_dir"):
         value = getattr(args, attr, None)
         if value:
@@ -214,8 +218,10 @@ def cmd_list(args) -> int:
             ok, how = False, str(exc)
         print(f"  {mark(ok)} {name:16s} {s.description}  [{how}]")
     print("datasets:")
-    for name, ok, how, desc in dataset_status():
+    for name, ok, how, desc, options in dataset_status():
         print(f"  {mark(ok)} {name:16s} {desc}  [{how}]")
+        for option, text in options.items():
+            print(f"      --data-opt {option}=...  {text}")
     print("  yes csv:/jsonl:/parquet:PATH  a local table, with --text-col/--label-col")
     print("  ?   hf:NAME          a Hugging Face dataset (needs the Hub or its cache)")
     print("models (offline aliases):")
@@ -248,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the shell made us ignore it
         signal.signal(signal.SIGINT, _stop)
     try:
+        load_plugins()
         return COMMANDS[args.command](args)
     except BenchError as exc:
         print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
