@@ -28,6 +28,7 @@ from bench.commands import cli, tune
 from bench.running import study_storage
 from bench.running.config import coerce_params
 from bench.core.errors import BenchError, Pruned
+from bench.core.record import Cost, Metrics
 from bench.core.records import iter_records, record_path, write_record
 from bench.running.runner import Interrupted, Outcome
 from bench.running.worker import base_record
@@ -145,10 +146,10 @@ def fake_runner(statuses: dict[int, str]):
         status = statuses[spec.study["trial"]]
         rec = base_record(spec, "cancelled" if status == "interrupt" else status, None if status == "ok" else "x")
         if status == "ok":
-            rec.update(metrics={"balanced_accuracy": 0.5 + spec.study["trial"] / 10},
-                       cost={"time_s": {"train": 2.0}, "peak_rss_mb": 900.0, "headline_memory": "peak_rss_mb"})
+            rec.metrics = Metrics(balanced_accuracy=0.5 + spec.study["trial"] / 10)
+            rec.cost = Cost(time_s={"train": 2.0}, peak_rss_mb=900.0, headline_memory="peak_rss_mb")
         write_record(record_path(results_dir, spec.run_id), rec)
-        outcome = Outcome(spec, rec["status"], rec, 0.1)
+        outcome = Outcome(spec, rec.status, rec, 0.1)
         if status == "interrupt":
             raise Interrupted(outcome)
         return outcome
