@@ -138,7 +138,8 @@ def predict(model, data: Encoded, ctx: RunContext, pad_id: int, batch_size: int 
     if not len(data):
         return np.empty(0, dtype=np.int64), 0.0
     w = weights.cpu() if weights is not None else None
-    loss = F.cross_entropy(torch.from_numpy(logits), torch.as_tensor(data.labels), weight=w, reduction="sum").item()
+    labels = torch.tensor(np.asarray(data.labels, dtype=np.int64))  # a copy: cached labels are read-only
+    loss = F.cross_entropy(torch.from_numpy(logits), labels, weight=w, reduction="sum").item()
     return logits.argmax(-1).astype(np.int64), loss / len(data)
 
 
