@@ -11,6 +11,7 @@ from typing import Any
 from bench.core.errors import BenchError
 from bench.core.params import param
 from bench.engine.training import TrainParams, retuned
+from bench.engine.four_bit import silence_kernel_notice
 
 # Attention projections by naming family, tried in order: Llama/Mistral/Qwen-like decoders, then
 # BERT-like encoders. A model with neither falls back to peft's own per-model_type defaults.
@@ -93,6 +94,7 @@ def classifier_head_names(model) -> list[str]:
 
 def add_lora(model, p: LoRAParams, log=print):
     """Wrap `model` in peft LoRA adapters; the head is trained in full through modules_to_save."""
+    silence_kernel_notice()  # peft imports bitsandbytes, where installed, on its own import
     from peft import LoraConfig, TaskType, get_peft_model
 
     targets = target_module_list(p.target_modules) or default_target_modules(model)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bench.engine.context import RunContext
 from bench.core.errors import BenchError
+from bench.engine.four_bit import REPACKING_OFF_NOTE, import_bitsandbytes, keep_4bit_layers_trainable
 from bench.engine.kernels import apply_speed_params, load_kwargs
 from strategies.common import TrainedStrategy, load_classifier, load_tokenizer
 from strategies.peft_common import (GPU_DEFAULTS, LoRAParams, add_lora, check_lora_params, classifier_head_names,
@@ -83,8 +84,7 @@ def require_4bit_backend(device: str) -> None:
     import torch
 
     try:
-        import bitsandbytes.functional as bnbf
-
+        bnbf = import_bitsandbytes().functional
         packed, state = bnbf.quantize_4bit(torch.ones(64, 64, device=device), quant_type="nf4",
                                            compress_statistics=True)
         bnbf.dequantize_4bit(packed, state)
@@ -99,7 +99,10 @@ def load_4bit_classifier(ctx: RunContext, path: str, tokenizer, **kwargs):
     config = nf4_config(ctx, head_names_before_loading(path, len(ctx.data.labels)))
     # fp32 for what is not 4-bit (peft's k-bit recipe casts it to fp32 anyway), straight onto the
     # device: transformers 5 streams the checkpoint tensor by tensor, so the host holds no full copy
-    return load_classifier(path, ctx, tokenizer, quantization_config=config, device_map={"": ctx.device}, **kwargs)
+    model = load_classifier(path, ctx, tokenizer, quantization_config=config, device_map={"": ctx.device}, **kwargs)
+    if keep_4bit_layers_trainable(model):  # only on CPUs with AVX512-BF16, where it would have repacked
+        ctx.tracker.log(REPACKING_OFF_NOTE)
+    return model
 
 
 def head_names_before_loading(path: str, n_labels: int) -> list[str]:
