@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bench.commands.launching import add_launcher_flags, launcher_from_args
+from bench.commands.launching import add_launcher_flags, check_launcher_flags, launcher_from_args
 from bench.core.errors import BenchError
 from bench.core.secrets import mask_secrets
 
@@ -131,6 +131,7 @@ def cmd_run(args) -> int:
     from bench.running.plan import plan
     from bench.running.runner import ResultsUnwritable, check_writable
 
+    check_launcher_flags(args)
     exp = experiment_from_args(args)
     if args.params_from:
         from bench.commands.tune import best_params_for
@@ -192,6 +193,7 @@ def cmd_report(args) -> int:
 def cmd_tune(args) -> int:
     from bench.commands.tune import run_tune
 
+    check_launcher_flags(args)
     return run_tune(args, experiment_from_args(args))
 
 

@@ -20,8 +20,8 @@ def add_launcher_flags(p: argparse.ArgumentParser) -> None:
                    "again before it is recorded failed (default 1)")
 
 
-def launcher_from_args(args) -> Launcher:
-    """Checked before anything runs: a bad value, a missing or unreachable Ray is one error."""
+def check_launcher_flags(args) -> None:
+    """Bad launcher flags are one error before anything is written or started."""
     if args.launcher == "local":
         ray_only = [f"--{flag.replace('_', '-')}" for flag in ("address", "cpus_per_run", "gpus_per_run")
                     if getattr(args, flag) is not None]
@@ -33,5 +33,10 @@ def launcher_from_args(args) -> Launcher:
             raise BenchError(f"--{flag.replace('_', '-')} {value:g}: give a number of at least 0")
     if args.retries < 0:
         raise BenchError(f"--retries {args.retries}: give 0 or more")
+
+
+def launcher_from_args(args) -> Launcher:
+    """The launcher, started or joined (Ray): a missing or unreachable Ray is one error."""
+    check_launcher_flags(args)
     return make_launcher(args.launcher, LaunchOptions(address=args.address, cpus_per_run=args.cpus_per_run,
                                                       gpus_per_run=args.gpus_per_run, retries=args.retries))
