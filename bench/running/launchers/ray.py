@@ -30,7 +30,7 @@ from bench.running.claims import Claim
 from bench.running.config import RunSpec
 from bench.running.launchers.base import Launcher, LaunchOptions
 from bench.running.runner import (GRACE_S, SAMPLE_S, Interrupted, Outcome, ResultsUnwritable, StopFlag, _skipped,
-                                  _take, describe)
+                                  _take, _written_after, describe)
 from bench.running.worker import base_record, signal_words
 
 CONNECT_TIMEOUT_S = 5  # a cluster address that does not answer in this long is unreachable
@@ -193,6 +193,7 @@ class RayLauncher(Launcher):
         """Submit every run not done (claimed, as the local launcher does), then record them as they finish;
         runs another `bench` process holds are submitted once it lets them go, unless it finished them."""
         outcomes: list[Outcome] = []
+        started = time.time()
         inflight: dict = {}  # ref -> spec
         about: dict = {}  # ref -> (head, claim, t0)
         deferred = []
@@ -213,7 +214,7 @@ class RayLauncher(Launcher):
             for head, spec, claim in deferred:
                 log(f"{head}: waiting for the other bench process (pid {claim.holder()}) to finish it ...")
                 _take(claim, wait=True)
-                if is_done(results_dir, spec.run_id):
+                if is_done(results_dir, spec.run_id) and (not force or _written_after(results_dir, spec, started)):
                     claim.release()
                     outcomes.append(_skipped(spec, results_dir, head, log,
                                              "skipped (done by another bench process meanwhile)"))
