@@ -180,7 +180,7 @@ class RayLauncher(Launcher):
                 if stop is not None and stop.is_set():
                     raise KeyboardInterrupt(stop.signum)
         except KeyboardInterrupt as exc:
-            signum = stop.signum if stop is not None and stop.is_set() else getattr(exc, "signum", 2)
+            signum = stop.signum if stop is not None and stop.is_set() else getattr(exc, "signum", signal.SIGINT)
             rec = self.cancel({ref: spec}, signum).get(ref) or base_record(spec, "cancelled",
                                                                            f"{signal_words(signum)} before it started")
             outcome = Outcome(spec, rec["status"], _save(results_dir, spec, rec), time.perf_counter() - t0)
@@ -222,7 +222,7 @@ class RayLauncher(Launcher):
                 self._start(spec, head, claim, quiet, inflight, about, log)
                 self._collect(inflight, about, results_dir, outcomes, log)
         except KeyboardInterrupt as exc:
-            signum = getattr(exc, "signum", 2)
+            signum = getattr(exc, "signum", signal.SIGINT)
             for ref, rec in self.cancel(inflight, signum).items():
                 outcomes.append(self._finish(ref, rec, inflight, about, results_dir, log))
             raise
