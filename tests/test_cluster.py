@@ -29,6 +29,16 @@ from conftest import run_bench
 SMALL = ["--per-class", "6,2,4", "-q"]
 
 
+@pytest.fixture(autouse=True)
+def _own_signal_handlers():
+    """cli.main installs SIGINT/SIGTERM handlers, and after a stop sets both to ignored: each test
+    here starts and ends with the handlers it found, so a later Ctrl-C test still gets its signal."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
 def run_args(results: Path, model: Path, *extra: str, strategies: str = "feature-extract,full-ft") -> list[str]:
     return ["run", "--strategies", strategies, "--model", str(model), "--results-dir", str(results), *SMALL,
             "--no-report", *extra]
