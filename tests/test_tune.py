@@ -90,8 +90,8 @@ def test_epoch_reporter_prunes_a_run_below_the_median(tmp_path):
     fake_history(study, 0.9)
     bad, good = study.ask(), study.ask()
     info = {"name": "s", "storage": url, "pruner": "median"}
-    report_bad = study_storage.epoch_reporter({**info, "trial_id": bad._trial_id})
-    report_good = study_storage.epoch_reporter({**info, "trial_id": good._trial_id})
+    report_bad = study_storage.epoch_reporter({**info, "trial": bad.number})
+    report_good = study_storage.epoch_reporter({**info, "trial": good.number})
     report_bad({"epoch": 1, "val_balanced_accuracy": 0.1})  # the first epoch is never judged
     report_bad({"epoch": 2, "val_accuracy": 0.1})  # no balanced figure: nothing reported
     with pytest.raises(Pruned, match="epoch 2"):
@@ -101,7 +101,7 @@ def test_epoch_reporter_prunes_a_run_below_the_median(tmp_path):
     fresh = {t.number: t for t in load_fresh(url, "s").trials}
     assert fresh[bad.number].intermediate_values == {1: 0.1, 2: 0.1}
     assert fresh[good.number].intermediate_values == {1: 0.95, 2: 0.95, 3: 0.95}
-    assert study_storage.epoch_reporter({**info, "trial_id": bad._trial_id, "pruner": "none"}) is None
+    assert study_storage.epoch_reporter({**info, "trial": bad.number, "pruner": "none"}) is None
 
 
 def test_epoch_reporter_never_prunes_at_the_last_epoch(tmp_path):
@@ -110,8 +110,8 @@ def test_epoch_reporter_never_prunes_at_the_last_epoch(tmp_path):
     study = optuna.create_study(study_name="s", storage=tune.open_storage(url), direction="maximize")
     fake_history(study, 0.9)
     bad = study.ask()
-    report = study_storage.epoch_reporter({"name": "s", "storage": url, "pruner": "median", "trial_id": bad._trial_id},
-                                 epochs=2)
+    report = study_storage.epoch_reporter({"name": "s", "storage": url, "pruner": "median", "trial": bad.number},
+                                          epochs=2)
     report({"epoch": 1, "val_balanced_accuracy": 0.1})
     report({"epoch": 2, "val_balanced_accuracy": 0.1})  # below the median, but the last epoch
     assert load_fresh(url, "s").trials[bad.number].intermediate_values == {1: 0.1, 2: 0.1}
@@ -237,7 +237,7 @@ def test_a_study_resumes_with_numbering_continued_and_a_killed_trial_failed(tmp_
     with warnings.catch_warnings():  # "heartbeat is meant for optimize()"
         warnings.simplefilter("ignore")
         orphan = optuna.load_study(study_name=study.study_name, storage=storage).ask()
-    storage.record_heartbeat(orphan._trial_id)
+    storage.record_heartbeat(study_storage.trial_id_of(storage, study.study_name, orphan.number))
     backdate_heartbeats(tmp_path)
     assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "1")) == 0
     states = {t.number: t.state for t in load(tmp_path, study.study_name).trials}

@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bench.commands.launching import add_launcher_flags, check_launcher_flags, launcher_from_args
 from bench.core.errors import BenchError
 from bench.core.plugins import load_plugins
 from bench.core.secrets import mask_secrets
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="rerun runs whose ok record exists")
     run.add_argument("--no-report", action="store_true", help="do not render reports/index.html at the end")
     run.add_argument("-o", "--output", default="reports/index.html", help="report path")
+    add_launcher_flags(run)
 
     rep = sub.add_parser("report", help="render the HTML comparison report from stored records")
     rep.add_argument("results", nargs="?", default=None, help="results folder (default results/)")
@@ -83,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="balanced_accuracy, optionally a second: balanced_accuracy,train_time or ,peak_memory")
     tune.add_argument("--pruner", choices=["median", "none"], default="median")
     tune.add_argument("--config", help="experiment file (YAML) for data/model defaults")
+    tune.add_argument("--workers", type=int, default=1, help="trial loops at once against the study (default 1); "
+                      "with --launcher ray their runs spread over the cluster")
     _add_data_flags(tune)
+    add_launcher_flags(tune)
 
     sub.add_parser("list", help="strategies, datasets and models, and whether each is available here")
 
@@ -128,8 +133,9 @@ def experiment_from_args(args) -> "Experiment":
 
 def cmd_run(args) -> int:
     from bench.running.plan import plan
-    from bench.running.runner import ResultsUnwritable, check_writable, run_matrix
+    from bench.running.runner import ResultsUnwritable, check_writable
 
+    check_launcher_flags(args)
     exp = experiment_from_args(args)
     if args.params_from:
         from bench.commands.tune import best_params_for
@@ -141,10 +147,12 @@ def cmd_run(args) -> int:
     check_writable(exp.results_dir)  # after every input check, so bad input writes nothing
     if not args.no_report:
         check_writable(Path(args.output).parent, "report folder", "-o")
-    print(f"{len(specs)} run(s) -> {exp.results_dir}/")
+    launcher = launcher_from_args(args)  # Ray started or joined here, still before any model loads
+    print(f"{len(specs)} run(s) -> {exp.results_dir}/" + ("" if args.launcher == "local" else f" on {args.launcher}"))
     stopped, outcomes, code = None, [], 0
     try:
-        outcomes = run_matrix(specs, exp.results_dir, force=args.force, quiet=args.quiet)
+        with launcher:
+            outcomes = launcher.run_matrix(specs, exp.results_dir, force=args.force, quiet=args.quiet)
     except KeyboardInterrupt as exc:
         stopped = getattr(exc, "signum", signal.SIGINT)
         words = "terminated (SIGTERM)" if stopped == signal.SIGTERM else "interrupted"
@@ -189,6 +197,7 @@ def cmd_report(args) -> int:
 def cmd_tune(args) -> int:
     from bench.commands.tune import run_tune
 
+    check_launcher_flags(args)
     return run_tune(args, experiment_from_args(args))
 
 

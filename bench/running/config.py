@@ -52,7 +52,7 @@ class RunSpec:
     device: str
     precision: str = "auto"
     eval_split: str = "test"
-    study: dict | None = None  # tuning: {"name", "storage", "trial", "trial_id"}
+    study: dict | None = None  # tuning: {"name", "trial", "objective", "objectives", "pruner"}
     split: str = ""  # "stratified:0.8,0.1,0.1" or "official"; empty: per-class with `per_class`
     max_rows: int | None = None  # cap on the pool, class shares kept (stratified, official)
     train_size: int | float | None = None  # rows per class (or fraction) kept of the train split

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +72,33 @@ def worker_env(quiet: bool, extra: dict | None = None) -> dict:
     return env
 
 
-def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_env: dict | None = None) -> Outcome:
+class StopFlag:
+    """Set by the main thread on Ctrl-C or SIGTERM, so runs that other threads wait on (`bench tune
+    --workers N`) are cancelled as the main thread's own run would be."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signum: int = signal.SIGINT
+
+    def set(self, signum: int = signal.SIGINT) -> None:
+        self.signum = signum
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+class _StopRequested(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_env: dict | None = None,
+            stop: StopFlag | None = None) -> Outcome:
     """Start the worker process and wait; write the record ourselves when it died without one.
-    `secret_env` reaches the worker as environment variables only (never a file, never a record)."""
+    `secret_env` reaches the worker as environment variables only (never a file, never a record).
+    `stop`, once set, cancels the run as Ctrl-C does (for a run waited on outside the main thread)."""
     out = record_path(results_dir, spec.run_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = read_record(out)
@@ -88,7 +113,7 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
             proc.stdin.flush()  # kept open: its EOF tells the worker we are gone
         except BrokenPipeError:  # the worker died at once; its exit code says why
             pass
-        code = _wait(proc, watch)
+        code = _wait(proc, watch, stop=stop)
     except KeyboardInterrupt as exc:  # Ctrl-C (the worker got it too) or SIGTERM (it did not): let it record
         interrupted = getattr(exc, "signum", signal.SIGINT)
         try:
@@ -128,12 +153,15 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
     return outcome
 
 
-def _wait(proc: subprocess.Popen, watch: MemoryWatch, deadline: float | None = None) -> int:
+def _wait(proc: subprocess.Popen, watch: MemoryWatch, deadline: float | None = None,
+          stop: StopFlag | None = None) -> int:
     """The worker's exit code, sampling its memory meanwhile; killed at `deadline`."""
     while True:
         try:
             return proc.wait(timeout=SAMPLE_S)
         except subprocess.TimeoutExpired:
+            if stop is not None and stop.is_set():
+                raise _StopRequested(stop.signum) from None
             watch.sample()
             if deadline is not None and time.monotonic() > deadline:
                 proc.kill()
