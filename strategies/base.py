@@ -27,6 +27,7 @@ class StrategyResult:
     total_params: int
     baseline_predictions: list[int] | None = None  # the untrained starting point, same split
     extra_cost: dict[str, Any] = field(default_factory=dict)  # e.g. adapter_bytes, quantized_mb
+    warnings: list[str] = field(default_factory=list)  # the record's `warnings`, beside the harness's own
 
 
 class Strategy:

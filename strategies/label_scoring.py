@@ -5,12 +5,22 @@ cache) and contextual calibration against content-free inputs (Zhao et al. 2021)
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.engine.context import RunContext
 
+if TYPE_CHECKING:
+    from strategies.prompting import PromptBuilder
+
 CONTENT_FREE_TEXTS = ("N/A", "", "[MASK]")
+# Where calibration's label prior comes from: "batch", the mean label probability over the evaluated
+# texts themselves (Zhou et al. 2023, "Batch Calibration"); "content-free", the texts above (Zhao et
+# al. 2021). "batch" assumes the evaluated rows are not far from balanced: on a skewed test split
+# it pulls predictions towards equal shares.
+PRIORS = ("batch", "content-free")
 
 
 def load_causal_lm(ctx: RunContext):
@@ -27,17 +37,45 @@ def load_causal_lm(ctx: RunContext):
     return tokenizer, model
 
 
-def score_examples(scorer: "LabelScorer", example_ids: list[list[int]], ctx: RunContext) -> np.ndarray:
-    """(examples, labels) scores, counted as evaluated examples and prompt tokens."""
-    bar = ctx.tracker.progress(total=len(example_ids), desc="scoring labels", unit="ex")
+def score_examples(scorer: "LabelScorer", example_ids: list[list[int]], ctx: RunContext,
+                   count_as: str | None = "eval", desc: str = "scoring labels") -> np.ndarray:
+    """(examples, labels) scores; counted as `count_as` examples and prompt tokens (None: not counted,
+    e.g. validation, whose time is not the evaluation's)."""
+    bar = ctx.tracker.progress(total=len(example_ids), desc=desc, unit="ex")
     scores = []
     for ids in example_ids:
         scores.append(scorer.score(ids))
-        ctx.tracker.count("eval_examples", 1)
-        ctx.tracker.count("eval_tokens", len(ids))
+        if count_as:
+            ctx.tracker.count(f"{count_as}_examples", 1)
+            ctx.tracker.count(f"{count_as}_tokens", len(ids))
         bar.update(1)
     bar.close()
     return np.stack(scores)
+
+
+@dataclass
+class Scored:
+    scores: np.ndarray  # (examples, labels): calibrated log-probabilities where `prior` is set
+    prior: np.ndarray | None  # the content-free label probabilities calibration divided by
+    prefix_tokens: int  # prompt tokens shared by every example, run once
+
+
+def score_prompts(model, prompts: "PromptBuilder", example_ids: list[list[int]], ctx: RunContext,
+                  prior_from: str | None, count_as: str | None = "eval", desc: str = "scoring labels") -> Scored:
+    """Every example's label scores under `model` (a fresh scorer: the shared prefix's cache is the
+    model's own), calibrated against the prior from `prior_from` (one of PRIORS; None: raw scores)."""
+    scorer = LabelScorer(model, prompts.label_ids(), prompts.shared_prefix_ids())
+    scores = score_examples(scorer, example_ids, ctx, count_as, desc)
+    prior = None
+    if prior_from == "content-free":
+        prior = content_free_prior(np.stack([scorer.score(ids) for ids in prompts.encode_all(CONTENT_FREE_TEXTS)]))
+    elif prior_from == "batch":
+        prior = content_free_prior(scores)  # the same mean of p(label | text), over the evaluated texts
+    elif prior_from is not None:
+        raise ValueError(f"unknown calibration prior {prior_from!r}")
+    if prior is not None:
+        scores = calibrate(scores, prior)
+    return Scored(scores, prior, len(scorer.prefix_ids))
 
 
 class LabelScorer:
@@ -109,7 +147,8 @@ def log_softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def content_free_prior(content_free: np.ndarray) -> np.ndarray:
-    """The mean over content-free texts of p(label | text), normalized over the labels."""
+    """The mean over the given texts (content-free ones, or the evaluated batch) of p(label | text),
+    normalized over the labels."""
     return np.exp(log_softmax(content_free)).mean(axis=0)
 
 

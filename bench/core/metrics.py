@@ -10,6 +10,17 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
                              precision_recall_fscore_support)
 
 
+def collapse_warnings(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str]) -> list[str]:
+    """One line when every prediction is the same class while the truth has several: the run
+    learned nothing that separates them (balanced accuracy is 1 / number of classes)."""
+    predicted, true = set(int(x) for x in y_pred), set(int(x) for x in y_true)
+    if len(predicted) == 1 and len(true) > 1:
+        only = labels[predicted.pop()]
+        return [f"collapsed to one class: predicted '{only}' for all {len(y_pred)} evaluated rows "
+                f"(balanced accuracy {1 / len(labels):.3f})"]
+    return []
+
+
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str]) -> dict[str, Any]:
     """accuracy, balanced_accuracy, macro_f1, per_class {label: {precision, recall, f1, support}},
     confusion (rows = true class, columns = predicted, in `labels` order)."""

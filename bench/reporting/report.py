@@ -60,6 +60,7 @@ def report_context(results_dir: Path, records: list[dict], runs: pd.DataFrame, t
         "summary": guarded(summary_section, table),
         "glance": guarded(glance_section, table, runs, labels),
         "data": guarded(report_trust.data_section, records, runs),
+        "warnings": guarded(report_trust.warning_lines, records),
         "significance": guarded(report_trust.significance_section, runs, labels),
         "efficiency": guarded(report_trust.efficiency_section, table, labels),
         "cost": guarded(cost_section, table, labels),

@@ -23,6 +23,19 @@ def fmt_interval(low: float, high: float) -> str:
     return f"[{low:.3f}, {high:.3f}]"
 
 
+def warning_lines(records: list[dict]) -> list[dict[str, str]]:
+    """Each ok record's `warnings` (e.g. a collapse to one class), named by strategy, model, dataset and seed."""
+    lines = []
+    for rec in records:
+        notes = rec.get("warnings")
+        if rec.get("status") != "ok" or not isinstance(notes, list):
+            continue
+        run = (f"{rec.get('strategy')} [{summary.name_of(rec.get('model'))}] on {summary.name_of(rec.get('dataset'))}, "
+               f"seed {rec.get('seed')}")
+        lines += [{"run": run, "text": str(note)} for note in notes]
+    return lines
+
+
 # ---------------------------------------------------------------- the data
 
 def data_section(records: list[dict], runs: pd.DataFrame) -> list[dict[str, Any]]:

@@ -162,7 +162,8 @@ def describe(o: Outcome) -> str:
         interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
         return (f"ok  accuracy {m['accuracy']:.3f}{interval}{before}, balanced {m['balanced_accuracy']:.3f}, "
                 f"{c['time_s']['total']:.0f} s, peak RSS {c['peak_rss_mb']:.0f} MB, "
-                f"trainable {c['trainable_params']:,}")
+                f"trainable {c['trainable_params']:,}"
+                + "".join(f"; warning: {w}" for w in rec.get("warnings") or []))
     except (KeyError, TypeError, ValueError):  # an odd record by another hand: still one line
         return "ok (its record lacks some figures)"
 

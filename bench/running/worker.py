@@ -50,7 +50,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     from bench.data.task import prepare
     from bench.data.sources import DatasetOptions, load_raw
     from bench.engine.env import environment
-    from bench.core.metrics import classification_metrics
+    from bench.core.metrics import classification_metrics, collapse_warnings
     from bench.core.stats import bootstrap_intervals
     from bench.engine.models import resolve_model
     from bench.engine.trackers import Tracker, cpu_threads
@@ -98,7 +98,8 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     rec.update(model=model.record(), dataset=data.record(), metrics=metrics, baseline=baseline,
                majority_baseline=majority_baseline, history=tracker.history, cost=cost,
                env=environment(spec.device), started_at=started,
-               predictions=[int(x) for x in result.predictions], truth=[int(x) for x in truth])
+               predictions=[int(x) for x in result.predictions], truth=[int(x) for x in truth],
+               warnings=result.warnings + collapse_warnings(truth, result.predictions, data.labels))
     return rec
 
 
