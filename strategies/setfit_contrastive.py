@@ -10,6 +10,7 @@ is reported to any tracker (report_to="none")."""
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ class SetFitParams:
     minutes on a CPU: 8 rows per class, 5 classes and batches of 16 make exactly 100 steps."""
 
     num_iterations: int = param(20, ge=1)  # pairs per train row and per polarity
-    max_steps: int = param(100, ge=-1)  # -1: no cap (all pairs, num_epochs times)
+    max_steps: int = param(100, ge=-1)  # at most this many steps (capped_steps); -1: no cap
     epochs: int = param(1, ge=1)
     batch_size: int = param(16, ge=2)
     body_lr: float = param(2e-5, gt=0, le=1)
@@ -73,7 +74,7 @@ class SetFit(Strategy):
         dataset = Dataset.from_dict({"text": list(train.texts), "label": [int(y) for y in train.labels]})
         with tempfile.TemporaryDirectory(prefix="ftbench-setfit-") as folder, ctx.tracker.phase("train"):
             args = TrainingArguments(output_dir=folder, batch_size=p.batch_size, num_epochs=p.epochs,
-                                     num_iterations=p.num_iterations, max_steps=p.max_steps,
+                                     num_iterations=p.num_iterations, max_steps=capped_steps(p, len(train)),
                                      body_learning_rate=p.body_lr, max_length=p.max_length, seed=ctx.seed,
                                      report_to="none", save_strategy="no", logging_strategy="no",
                                      show_progress_bar=not ctx.tracker.quiet)
@@ -88,6 +89,14 @@ class SetFit(Strategy):
         head_params = int(model.model_head.coef_.size + model.model_head.intercept_.size)
         return StrategyResult([int(x) for x in preds], body + head_params, body + head_params,
                               baseline_predictions=baseline.tolist(), extra_cost={"head_params": head_params})
+
+
+def capped_steps(p: SetFitParams, n_rows: int) -> int:
+    """setfit's max_steps is an exact count (it cycles the pairs to reach it), so the cap is applied
+    here: the steps all pairs take (num_iterations positive and negative pairs per row, epochs
+    times), at most p.max_steps; -1 (no cap) leaves setfit its own count."""
+    natural = p.epochs * math.ceil(2 * p.num_iterations * n_rows / p.batch_size)
+    return natural if p.max_steps < 0 else min(natural, p.max_steps)
 
 
 def random_head_predictions(embeddings, n_classes: int, seed: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from strategies.common import load_tokenizer
 from strategies.instruct_ft import (IGNORE, InstructFineTune, InstructFTParams, label_batch, label_token_loss)
 from strategies.label_scoring import calibrate, content_free_prior, log_softmax, score_prompts
 from strategies.prompting import TEMPLATES, PromptBuilder
-from strategies.setfit_contrastive import SetFit, SetFitParams
+from strategies.setfit_contrastive import SetFit, SetFitParams, capped_steps
 from strategies.zero_shot import ZeroShot, ZeroShotParams
 from tests.test_decoder_strategies import LABELS, context, task, tiny_llama  # noqa: F401 (fixtures)
 from tests.test_report import ok_record, text_of
@@ -114,6 +114,14 @@ def test_setfit_trains_encoder_and_head(task, tiny_bert):
     [entry] = ctx.tracker.history
     assert 0 <= entry["val_accuracy"] <= 1 and entry["train_loss"] > 0
     assert {"load", "baseline", "train", "eval"} <= set(ctx.tracker.time_s)
+
+
+def test_setfit_step_cap_never_adds_steps():
+    # 8 rows per class, 5 classes: 20 pairs of each polarity per row, batches of 16 -> 100 steps
+    assert capped_steps(SetFitParams(), 40) == 100
+    assert capped_steps(SetFitParams(num_iterations=5), 40) == 25  # fewer pairs: fewer steps, not cycled to 100
+    assert capped_steps(SetFitParams(), 300) == 100  # 60 rows per class: capped
+    assert capped_steps(SetFitParams(max_steps=-1, epochs=2), 300) == 2 * 750
 
 
 def test_setfit_refuses_a_causal_lm(tiny_llama):
