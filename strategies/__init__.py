@@ -13,6 +13,8 @@ REGISTRY = {
     "full-ft": "strategies.full_ft:FullFineTune",
     "lora": "strategies.lora:LoRA",
     "qlora": "strategies.qlora:QLoRA",
+    "instruct-ft": "strategies.instruct_ft:InstructFineTune",
+    "setfit": "strategies.setfit_contrastive:SetFit",
 }
 
 

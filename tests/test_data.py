@@ -163,5 +163,5 @@ def test_ag_news_without_folder_or_hub_names_the_flag(monkeypatch):
     monkeypatch.delenv("FTBENCH_AG_NEWS_DIR", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(BenchError, match="ag-news-dir"):
+    with pytest.raises(BenchError, match="--data-opt dir=DIR"):
         load_raw("ag_news")

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import pandas as pd
 from markupsafe import Markup
 
+from bench.core.record import Record
 from bench.reporting import charts, summary
 from bench.reporting.comparisons import comparison_blocks, fmt_p
 
@@ -23,16 +24,28 @@ def fmt_interval(low: float, high: float) -> str:
     return f"[{low:.3f}, {high:.3f}]"
 
 
+def warning_lines(records: list[Record]) -> list[dict[str, str]]:
+    """Each ok record's `warnings` (e.g. a collapse to one class), named by strategy, model, dataset and seed."""
+    lines = []
+    for rec in records:
+        if rec.status != "ok" or not isinstance(rec.warnings, list):
+            continue
+        run = (f"{rec.strategy} [{summary.name_of(rec.model.name)}] on {summary.name_of(rec.dataset.name)}, "
+               f"seed {rec.seed}")
+        lines += [{"run": run, "text": str(note)} for note in rec.warnings]
+    return lines
+
+
 # ---------------------------------------------------------------- the data
 
-def data_section(records: list[dict], runs: pd.DataFrame) -> list[dict[str, Any]]:
+def data_section(records: list[Record], runs: pd.DataFrame) -> list[dict[str, Any]]:
     """Per dataset and split: the mode, rows per class in train/val/test, and the headline figure."""
     headline = summary.headline_metrics(runs)
     seen: dict[tuple, dict[str, Any]] = {}
     for rec in records:
-        dataset = summary.name_of(rec.get("dataset"))
-        how = summary.dig(rec, "dataset", "split") or {}
-        counts = summary.dig(rec, "dataset", "class_counts")
+        dataset = summary.name_of(rec.dataset.name)
+        how = rec.dataset.split or {}
+        counts = rec.dataset.class_counts
         if not isinstance(counts, dict) or not isinstance(how, dict):
             continue
         # seeds that drew the same rows per class share one table

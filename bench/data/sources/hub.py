@@ -39,7 +39,7 @@ def load_hub_splits(name: str, what: str) -> dict:
     except Exception as exc:  # noqa: BLE001
         kind = type(exc).__name__
         raise BenchError(f"cannot load {what} from the Hugging Face Hub ({kind}); the Hub or its "
-                         "cache is needed: use a local copy (csv:PATH, or --ag-news-dir for ag_news)") from None
+                         "cache is needed: use a local copy (csv:PATH, or a named dataset's --data-opt, see `bench list`)") from None
     return ds
 
 
