@@ -13,6 +13,14 @@ REGISTRY = {
     "full-ft": "strategies.full_ft:FullFineTune",
     "lora": "strategies.lora:LoRA",
     "qlora": "strategies.qlora:QLoRA",
+    "dora": "strategies.dora:DoRA",
+    "ia3": "strategies.ia3:IA3",
+    "prompt-tuning": "strategies.prompt_tuning:PromptTuning",
+    "prefix-tuning": "strategies.prefix_tuning:PrefixTuning",
+    "adalora": "strategies.adalora:AdaLoRA",
+    "vera": "strategies.vera:VeRA",
+    "bitfit": "strategies.bitfit:BitFit",
+    "lora-8bit": "strategies.lora_8bit:LoRA8bit",
 }
 
 
