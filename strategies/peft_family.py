@@ -112,18 +112,25 @@ def model_type_of(model_ref) -> str | None:
     return None
 
 
-def seq_cls_forward_arguments(model_type: str, strategy: str) -> set[str]:
-    """The arguments of the sequence-classification class's forward for `model_type` (the class is
-    inspected, not built); an error where transformers has no such class."""
+def forward_arguments(model_type: str, strategy: str) -> set[str]:
+    """The arguments that reach the backbone of `model_type`'s sequence-classification model: those of
+    the classification class's forward, plus the backbone's where the class passes **kwargs on (BERT
+    in transformers 5). Classes are inspected, not built; an error where there is no such class."""
     import transformers
-    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+                                                         MODEL_MAPPING_NAMES)
 
     name = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.get(model_type)
     cls = getattr(transformers, name, None) if name else None
     if cls is None:
         raise BenchError(f"{strategy}: transformers has no sequence-classification model for model_type "
                          f"'{model_type}'; use a model that has one (e.g. --model smollm2 or minilm)")
-    return set(inspect.signature(cls.forward).parameters)
+    arguments = inspect.signature(cls.forward).parameters
+    names = {n for n, a in arguments.items() if a.kind is not inspect.Parameter.VAR_KEYWORD}
+    backbone = getattr(transformers, str(MODEL_MAPPING_NAMES.get(model_type)), None)
+    if backbone is not None and any(a.kind is inspect.Parameter.VAR_KEYWORD for a in arguments.values()):
+        names |= set(inspect.signature(backbone.forward).parameters)
+    return names
 
 
 def require_forward_argument(model_ref, argument: str, strategy: str, why: str) -> None:
@@ -131,7 +138,7 @@ def require_forward_argument(model_ref, argument: str, strategy: str, why: str) 
     model_type = model_type_of(model_ref)
     if model_type is None:
         return  # unknown until loaded: wrap_peft's error covers it then
-    if argument not in seq_cls_forward_arguments(model_type, strategy):
+    if argument not in forward_arguments(model_type, strategy):
         raise BenchError(f"{strategy} cannot do sequence classification with model_type '{model_type}': its "
                          f"classification forward takes no {argument} ({why}); use --model smollm2 or minilm, "
                          "or the strategy lora")

@@ -34,7 +34,7 @@ def left_pad_prompted_rows(module, args, kwargs):
     if embeds is None or mask is None:
         return None
     width = mask.shape[1]
-    shift = width - mask.sum(1)
+    shift = (width - mask.sum(1)).long()  # peft's prompt mask is float ones
     if not bool(shift.any()):
         return None
     index = (torch.arange(width, device=mask.device)[None, :] - shift[:, None]) % width
