@@ -114,5 +114,20 @@ class AdaLoRA(Strategy):
                              "leave max_tokens_per_batch unset (batch_size rows a step)")
 
     def run(self, ctx: RunContext, p: AdaLoRAParams) -> StrategyResult:
-        return run_peft_method(ctx, p, self.name, lambda model: adalora_config(model, p, len(ctx.data.train)),
-                               while_training=lambda peft_model: budget_updates(peft_model, p))
+        trained = []
+
+        def hooks(peft_model):
+            trained.append(peft_model)
+            return budget_updates(peft_model, p)
+
+        result = run_peft_method(ctx, p, self.name, lambda model: adalora_config(model, p, len(ctx.data.train)),
+                                 while_training=hooks)
+        result.extra_cost["adalora_ranks"] = kept_ranks(trained[0])
+        return result
+
+
+def kept_ranks(peft_model) -> dict:
+    """Ranks summed over the adapted matrices: at the start (init_r each) and kept by the budget."""
+    singular = [t for n, t in peft_model.named_parameters() if "lora_E" in n]
+    return {"initial": sum(t.shape[0] for t in singular), "kept": sum(int((t != 0).sum()) for t in singular),
+            "matrices": len(singular)}

@@ -155,10 +155,11 @@ def test_adalora_reallocates_its_rank_budget_and_leaves_no_hooks(task, tiny_llam
     real = module.budget_updates
     module.budget_updates = lambda m, p: kept.append(m) or real(m, p)
     try:
-        # 24 rows, 8 a step, 4 epochs: 12 steps; ranks 6 -> 2 per matrix between steps 1 and 9
-        p = AdaLoRAParams(init_r=6, target_r=2, tinit_ratio=0.1, tfinal_ratio=0.2, epochs=4, batch_size=8,
+        # 24 rows, 2 a step, 1 epoch (no best-epoch reload): 12 steps; ranks 6 -> 2 per matrix on
+        # average between steps 1 and 10
+        p = AdaLoRAParams(init_r=6, target_r=2, tinit_ratio=0.1, tfinal_ratio=0.2, epochs=1, batch_size=2,
                           max_length=16)
-        module.AdaLoRA().run(context(task, tiny_llama), p)
+        result = module.AdaLoRA().run(context(task, tiny_llama), p)
     finally:
         module.budget_updates = real
     assert (len(_global_optimizer_pre_hooks), len(_global_optimizer_post_hooks)) == hooks
@@ -168,6 +169,7 @@ def test_adalora_reallocates_its_rank_budget_and_leaves_no_hooks(task, tiny_llam
     kept_ranks = sum(int((t != 0).sum()) for t in singular)
     assert kept_ranks == 2 * len(singular)  # the budget: target_r per matrix on average, spread unevenly
     assert model.peft_config["default"].rank_pattern  # the final allocation, saved with the adapter
+    assert result.extra_cost["adalora_ranks"] == {"initial": 6 * 8, "kept": 2 * 8, "matrices": 8}
 
 
 def test_adalora_penalty_and_checks():
