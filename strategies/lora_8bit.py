@@ -8,8 +8,9 @@ fails with one line before the model loads."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
-import warnings
+import logging
 from dataclasses import dataclass
 
 from bench.core.errors import BenchError
@@ -43,14 +44,28 @@ def require_8bit_backend(device: str) -> None:
         layer.weight = bnb.nn.Int8Params(torch.randn(64, 64), requires_grad=False, has_fp16_weights=False)
         layer = layer.to(device)
         x = torch.randn(4, 64, device=device, requires_grad=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "inputs will be cast to float16": expected, said once below
+        with quiet_fp16_cast_warning():
             layer(x).sum().backward()
     except Exception as exc:  # noqa: BLE001 - any failure means: no LLM.int8 on this device
         version = importlib.metadata.version("bitsandbytes")
         raise BenchError(f"bitsandbytes {version} cannot run LLM.int8 matmuls on device '{device}' "
                          f"({type(exc).__name__}: {str(exc)[:120]}); use a CUDA GPU, the strategy lora, "
                          f"or {INSTALL}") from None
+
+
+@contextlib.contextmanager
+def quiet_fp16_cast_warning():
+    """Drop bitsandbytes' per-call "inputs will be cast ... to float16" log line while held."""
+    logger = logging.getLogger("bitsandbytes.autograd._functions")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "inputs will be cast" not in record.getMessage()
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def load_8bit_classifier(ctx: RunContext, path: str, tokenizer, threshold: float, **kwargs):
@@ -87,11 +102,10 @@ class LoRA8bit(Strategy):
             model = prepare_for_training(model, p.gradient_checkpointing)
             model = add_lora(model, p, log=ctx.tracker.log)
             model = apply_speed_params(model, p, log=ctx.tracker.log)
-        # bitsandbytes casts each int8 layer's fp32 input to fp16 to quantize it, warning at every
-        # layer; said once here instead
+        # bitsandbytes casts each int8 layer's fp32 input to fp16 to quantize it and logs a warning
+        # at every call (thousands a run); said once here instead
         ctx.tracker.log("LLM.int8: inputs are quantized through float16 (bitsandbytes)")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*inputs will be cast from.*")
+        with quiet_fp16_cast_warning():
             result = train_and_evaluate(ctx, p, model, tokenizer)
         result.extra_cost["quantized_footprint_mb"] = round(footprint_mb, 3)
         return result

@@ -60,7 +60,7 @@ def test_registered_outside_the_default_run_with_valid_search_spaces():
 
 
 @pytest.mark.parametrize("name", [n for n in FAMILY if n != "bitfit"])
-def test_run_on_a_tiny_decoder_trains_only_the_method_and_the_head(task, tiny_llama, name, monkeypatch):
+def test_run_on_a_tiny_decoder_trains_only_the_method_and_the_head(task, tiny_llama, name, monkeypatch, caplog):
     strategy = get_strategy(name)
     strategy.check(strategy.Params(**QUICK), model_ref(tiny_llama))
     wrapped = []
@@ -76,6 +76,7 @@ def test_run_on_a_tiny_decoder_trains_only_the_method_and_the_head(task, tiny_ll
     ctx = context(task, tiny_llama)
     result = strategy.run(ctx, strategy.Params(**QUICK))
     assert len(result.predictions) == len(result.baseline_predictions) == len(task.test)
+    assert not [r for r in caplog.records if "inputs will be cast" in r.getMessage()]  # lora-8bit: not per call
     model = wrapped[0]
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert any(ADAPTER_MARK[name] in n for n in trainable), sorted(trainable)
