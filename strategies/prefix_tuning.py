@@ -14,8 +14,8 @@ from strategies.peft_family import (AdapterTrainParams, require_forward_argument
 
 @dataclass
 class PrefixTuningParams(AdapterTrainParams):
-    """CPU-sized defaults measured on SmolLM2, default BBC News split, seed 0: see the README's
-    PEFT-family table. `prefix_projection` trains the prefix through a 2-layer MLP (the paper's
+    """Starting values, not swept here (peft_family.UNTUNED): 16 virtual tokens at lr 1e-2.
+    `prefix_projection` trains the prefix through a 2-layer MLP (the paper's
     reparametrization: steadier, but many more trainable weights)."""
 
     lr: float = param(1e-2, gt=0, le=1)

@@ -16,8 +16,7 @@ from strategies.peft_family import AdapterTrainParams, run_peft_method, training
 @dataclass
 class VeRAParams(AdapterTrainParams):
     """VeRA's shared projections are frozen and random, so its rank is high (peft's default 256) and
-    its lr is far above LoRA's. Measured on SmolLM2, default BBC News split, seed 0: see the README's
-    PEFT-family table. The random projections are drawn from the run's seed and saved with the adapter."""
+    its lr is far above LoRA's (1e-2: a starting value, not swept here: peft_family.UNTUNED). The random projections are drawn from the run's seed and saved with the adapter."""
 
     lr: float = param(1e-2, gt=0, le=1)
     r: int = param(256, ge=1)
