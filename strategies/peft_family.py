@@ -22,16 +22,16 @@ from strategies.common import load_classifier, load_tokenizer
 from strategies.peft_common import classifier_head_names, train_and_evaluate
 
 
-@dataclass
-class AdapterTrainParams(SpeedParams):
-    """The training fields every adapter method shares (lora's LoRAParams adds r/alpha/dropout to the
-    same set). Subclasses override the defaults with their own."""
-
-
 # UNTUNED, said where a family member's default is a starting value, not a measured choice: the machine
 # these were written on was shared by five sessions (a default lora run took ~an hour of wall time
 # instead of ~2 minutes), so no learning-rate sweep fitted. `bench tune --strategy NAME` searches each
 # method's space; the measured seed-0 results of the defaults are in the README's PEFT-family table.
+
+
+@dataclass
+class AdapterTrainParams(SpeedParams):
+    """The training fields every adapter method shares (lora's LoRAParams adds r/alpha/dropout to the
+    same set). Subclasses override the defaults with their own."""
 
     lr: float = param(3e-3, gt=0, le=1)
     epochs: int = param(1, ge=1)
