@@ -42,7 +42,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="a local encoder folder (the suite's resolved model path)")
     p.add_argument("--dataset", default="bbc-news")
-    p.add_argument("--ag-news-dir", default=None)
+    p.add_argument("--data-opt", action="append", default=[], help="NAME=VALUE, e.g. dir=DIR for ag_news")
     p.add_argument("--per-class", default="60,20,40")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=250)
@@ -60,13 +60,14 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     from bench.data.task import parse_per_class, prepare
     from bench.data.sources import DatasetOptions, load_raw
+    from bench.running.config import parse_data_opts
     from bench.engine.trackers import cpu_threads
 
     torch.set_num_threads(args.threads or cpu_threads())
     torch.manual_seed(args.seed)
     times = {}
     t = time.perf_counter()
-    data = prepare(load_raw(args.dataset, DatasetOptions(ag_news_dir=args.ag_news_dir)),
+    data = prepare(load_raw(args.dataset, DatasetOptions(source=parse_data_opts(args.data_opt))),
                    parse_per_class(args.per_class), args.seed)
     from torch.utils.data import DataLoader, TensorDataset
     from transformers import AutoModel, AutoTokenizer

@@ -50,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--strategy", choices=["full-ft", "lora"], required=True)
     p.add_argument("--model", required=True, help="a local model folder (the suite's resolved model path)")
     p.add_argument("--dataset", default="bbc-news")
-    p.add_argument("--ag-news-dir", default=None)
+    p.add_argument("--data-opt", action="append", default=[], help="NAME=VALUE, e.g. dir=DIR for ag_news")
     p.add_argument("--per-class", default="60,20,40", help="TRAIN,VAL,TEST rows per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=1e-4)
@@ -78,8 +78,9 @@ def load_splits(args):
     """The suite's own split (same rows, same labels), as the article's three DataFrames."""
     from bench.data.task import parse_per_class, prepare
     from bench.data.sources import DatasetOptions, load_raw
+    from bench.running.config import parse_data_opts
 
-    data = prepare(load_raw(args.dataset, DatasetOptions(ag_news_dir=args.ag_news_dir)),
+    data = prepare(load_raw(args.dataset, DatasetOptions(source=parse_data_opts(args.data_opt))),
                    parse_per_class(args.per_class), args.seed)
     frames = {name: pd.DataFrame({"text": s.texts, "label": s.labels})
               for name, s in (("train", data.train), ("val", data.val), ("test", data.test))}

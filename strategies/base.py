@@ -26,7 +26,10 @@ class StrategyResult:
     trainable_params: int
     total_params: int
     baseline_predictions: list[int] | None = None  # the untrained starting point, same split
-    extra_cost: dict[str, Any] = field(default_factory=dict)  # e.g. adapter_bytes, quantized_mb
+    # the strategy's own cost figures: a shared Cost key it measures (adapter_bytes, precision) lands
+    # there, any other under the record's cost.strategy (bench/core/record.py)
+    extra_cost: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what a reader of the results must know
 
 
 class Strategy:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from bench.engine.context import RunContext
 from bench.engine.tokens import Encoded, encode
-from bench.engine.training import TrainSettings, count_params, fit, pad_id_of, predict
-from strategies.base import StrategyResult
+from bench.engine.training import TrainParams, count_params, fit, pad_id_of, predict
+from strategies.base import Strategy, StrategyResult
 
 
 @dataclass
@@ -96,11 +97,11 @@ def precision_policy(model, bf16: bool) -> dict:
     return {"compute": "bf16 autocast" if bf16 else "fp32", "trainable": trainable, "frozen": frozen}
 
 
-def train_and_evaluate(ctx: RunContext, model, tokenizer, p, extra_cost=None) -> StrategyResult:
+def train_and_evaluate(ctx: RunContext, model, tokenizer, p: TrainParams, extra_cost=None) -> StrategyResult:
     """The sequence every fine-tuning strategy shares: the untrained model (random head) on the
     eval split as the baseline, training with per-epoch validation (best epoch kept), then the
-    trained model on the eval split. `p` carries max_length and the TrainSettings fields;
-    `extra_cost(model)` adds strategy-specific cost figures (e.g. adapter size)."""
+    trained model on the eval split. `extra_cost(model)` adds strategy-specific cost figures
+    (e.g. the adapter's size)."""
     from bench.engine.device import use_bf16
 
     cast = keep_trainable_fp32(model)
@@ -112,12 +113,29 @@ def train_and_evaluate(ctx: RunContext, model, tokenizer, p, extra_cost=None) ->
     # its own phase, so the eval phase's time matches the eval tokens counted (tokens/s and MFU)
     with ctx.tracker.phase("baseline"):
         baseline, _ = predict(model, data.eval, ctx, pad, desc="baseline (untrained head)", count_as=None)
-    settings = TrainSettings(p.lr, p.epochs, p.batch_size, p.weight_decay, p.warmup_ratio, p.class_weights,
-                             max_tokens_per_batch=getattr(p, "max_tokens_per_batch", 0) or 0)
-    fit(model, data.train, data.val, ctx, settings, pad, len(ctx.data.labels))
+    fit(model, data.train, data.val, ctx, p, pad)
     with ctx.tracker.phase("eval"):
         preds, _ = predict(model, data.eval, ctx, pad)
     trainable, total = count_params(model)
     cost = {"precision": policy, **(extra_cost(model) if extra_cost else {})}
     return StrategyResult(preds.tolist(), trainable, total, baseline_predictions=baseline.tolist(),
                           extra_cost=cost)
+
+
+class TrainedStrategy(Strategy):
+    """A strategy that trains a sequence-classification model with the shared loop: it says how to
+    build the model (`build`, timed as "load"); the harness trains and evaluates it. `bench perf`'s
+    profile leg builds it the same way, so what it profiles is what runs."""
+
+    def build(self, ctx: RunContext, p) -> tuple[Any, Any]:
+        """(model on ctx.device, ready to train; tokenizer)."""
+        raise NotImplementedError
+
+    def extra_cost(self, model) -> dict:
+        """Cost figures of this strategy's own (e.g. the adapter's size), measured after training."""
+        return {}
+
+    def run(self, ctx: RunContext, p) -> StrategyResult:
+        with ctx.tracker.phase("load"):
+            model, tokenizer = self.build(ctx, p)
+        return train_and_evaluate(ctx, model, tokenizer, p, extra_cost=self.extra_cost)

@@ -14,7 +14,6 @@ import torch
 
 from bench.engine.context import RunContext
 from bench.core.params import param
-from bench.engine.device import autocast, use_bf16
 from bench.core.errors import Diverged
 from bench.engine.tokens import Encoded, encode, tokenizer_identity
 from strategies.base import Strategy, StrategyResult
@@ -160,39 +159,25 @@ def _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name, 
     return out
 
 
-@torch.inference_mode()
 def _embed(model, enc: Encoded, ctx: RunContext, tokenizer, pooling: str, split_name: str,
            count_as: str = "embed") -> np.ndarray:
-    from bench.engine.training import pad_batch, pad_id_of
+    """One vector per text: the frozen backbone's last hidden states, pooled."""
+    from bench.engine.training import forward_sorted, pad_id_of
 
-    pad = pad_id_of(tokenizer)
-    lengths = enc.lengths()
-    order = np.argsort(-lengths, kind="stable")  # length-sorted batches pad little
-    out = None
-    bar = ctx.tracker.progress(total=len(enc), desc=f"embedding {split_name}", unit="ex")
-    bf16 = use_bf16(ctx.device, ctx.precision)
-    for s in range(0, len(order), 32):
-        idx = order[s: s + 32]
-        batch = pad_batch([enc.input_ids[i] for i in idx], pad, ctx.device)
-        with autocast(ctx.device, bf16):
-            hidden = model(**batch).last_hidden_state.float()
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        if pooling == "mean":
-            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        elif pooling == "cls":
-            vec = hidden[:, 0]
-        else:  # last real token (right padding)
-            last = batch["attention_mask"].sum(1) - 1
-            vec = hidden[torch.arange(len(idx)), last]
-        vec = vec.cpu().numpy()
-        if out is None:
-            out = np.empty((len(enc), vec.shape[1]), dtype=np.float32)
-        out[idx] = vec
-        bar.update(len(idx))
-    bar.close()
-    ctx.tracker.count(f"{count_as}_examples", len(enc))
-    ctx.tracker.count(f"{count_as}_tokens", int(lengths.sum()))
-    return out
+    return forward_sorted(model, enc, ctx, pad_id_of(tokenizer), lambda out, batch: pool(out, batch, pooling),
+                          desc=f"embedding {split_name}", count_as=count_as)
+
+
+def pool(output, batch: dict, pooling: str) -> torch.Tensor:
+    """mean over real tokens, the first ([CLS]) token, or the last real token (right padding)."""
+    hidden = output.last_hidden_state.float()
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    if pooling == "mean":
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+    if pooling == "cls":
+        return hidden[:, 0]
+    last = batch["attention_mask"].sum(1) - 1
+    return hidden[torch.arange(len(hidden)), last]
 
 
 def _random_linear_head(x: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
@@ -214,23 +199,24 @@ def _fit_logreg(x, y, p: FeatureExtractParams, ctx: RunContext):
 
 
 def _record_logreg_epoch(clf, feats, y, ctx: RunContext) -> None:
-    from sklearn.metrics import balanced_accuracy_score, log_loss
+    from sklearn.metrics import log_loss
+
+    from bench.engine.training import validation_figures
 
     labels = list(range(len(ctx.data.labels)))
     entry = {"epoch": 1, "train_loss": log_loss(y["train"], clf.predict_proba(feats["train"]), labels=labels),
              "val_loss": None, "val_accuracy": None}
     if len(y["val"]):
-        pv = clf.predict(feats["val"])
-        entry.update(val_loss=log_loss(y["val"], clf.predict_proba(feats["val"]), labels=labels),
-                     val_accuracy=float((pv == y["val"]).mean()),
-                     val_balanced_accuracy=float(balanced_accuracy_score(y["val"], pv)))
+        val_loss = log_loss(y["val"], clf.predict_proba(feats["val"]), labels=labels)
+        entry.update(validation_figures(y["val"], clf.predict(feats["val"]), val_loss))
     ctx.tracker.epoch(entry)
 
 
 def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
     """A one-hidden-layer MLP on the cached embeddings; the best epoch by validation accuracy."""
     import torch.nn.functional as F
-    from sklearn.metrics import balanced_accuracy_score
+
+    from bench.engine.training import BestEpoch, validation_figures
 
     torch.manual_seed(ctx.seed)
     n_classes = len(ctx.data.labels)
@@ -241,7 +227,7 @@ def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
     # copies: cached embeddings come back from np.load read-only, which torch warns about
     xt, yt, xvt, yvt = (torch.tensor(a) for a in (x, y, xv, yv))
     gen = torch.Generator().manual_seed(ctx.seed)
-    best, best_state = None, None
+    best = BestEpoch(mlp)
     step = 0
     for epoch in range(1, p.epochs + 1):
         mlp.train()
@@ -263,16 +249,10 @@ def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
             mlp.eval()
             with torch.no_grad():
                 logits = mlp(xvt)
-            pv = logits.argmax(-1).numpy()
-            entry.update(val_loss=F.cross_entropy(logits, yvt, weight=weights).item(),
-                         val_accuracy=float((pv == yv).mean()),
-                         val_balanced_accuracy=float(balanced_accuracy_score(yv, pv)))
-            key = (entry["val_accuracy"], -entry["val_loss"])
-            if best is None or key > best:
-                best, best_state = key, {k: v.clone() for k, v in mlp.state_dict().items()}
+            entry.update(validation_figures(yv, logits.argmax(-1).numpy(), F.cross_entropy(logits, yvt, weight=weights).item()))
+            best.offer(entry)
         ctx.tracker.epoch(entry)
-    if best_state is not None:
-        mlp.load_state_dict(best_state)
+    best.restore()
     mlp.eval()
 
     def predict(z):

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from bench.engine.context import RunContext
 from bench.engine.kernels import apply_speed_params, load_kwargs
-from strategies.base import Strategy, StrategyResult
-from strategies.common import load_classifier, load_tokenizer
-from strategies.peft_common import GPU_DEFAULTS, LoRAParams, add_lora, check_lora_params, lora_search_space, train_and_evaluate
+from strategies.common import TrainedStrategy, load_classifier, load_tokenizer
+from strategies.peft_common import GPU_DEFAULTS, LoRAParams, add_lora, check_lora_params, lora_search_space, adapter_cost
 
 
 def frozen_dtype(ctx: RunContext):
@@ -23,7 +22,7 @@ def frozen_dtype(ctx: RunContext):
     return torch.float32
 
 
-class LoRA(Strategy):
+class LoRA(TrainedStrategy):
     name = "lora"
     description = "peft LoRA adapters on the attention projections plus a trained head"
     default_model = "smollm2"
@@ -38,11 +37,12 @@ class LoRA(Strategy):
     def check(self, params: LoRAParams, model) -> None:
         check_lora_params(params, self.name)
 
-    def run(self, ctx: RunContext, p: LoRAParams) -> StrategyResult:
-        with ctx.tracker.phase("load"):
-            path = ctx.model_path()
-            tokenizer = load_tokenizer(path)
-            model = load_classifier(path, ctx, tokenizer, dtype=frozen_dtype(ctx), **load_kwargs(p)).to(ctx.device)
-            model = add_lora(model, p, log=ctx.tracker.log)
-            model = apply_speed_params(model, p, log=ctx.tracker.log)
-        return train_and_evaluate(ctx, p, model, tokenizer)
+    def build(self, ctx: RunContext, p: LoRAParams):
+        path = ctx.model_path()
+        tokenizer = load_tokenizer(path)
+        model = load_classifier(path, ctx, tokenizer, dtype=frozen_dtype(ctx), **load_kwargs(p)).to(ctx.device)
+        model = add_lora(model, p, log=ctx.tracker.log)
+        return apply_speed_params(model, p, log=ctx.tracker.log), tokenizer
+
+    def extra_cost(self, model) -> dict:
+        return adapter_cost(model)

@@ -1,5 +1,5 @@
-"""What lora and qlora share: their hyperparameters, which modules get adapters and which module is
-the head, the peft config, and the train-evaluate-measure sequence around bench.engine.training.fit."""
+"""What lora and qlora (and the PEFT family) share: their hyperparameters, which modules get adapters
+and which module is the head, the peft config, and the adapter's size on disk."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.engine.context import RunContext
-from bench.core.params import param
 from bench.core.errors import BenchError
-from bench.engine.kernels import SpeedParams
-from strategies import common
-from strategies.base import StrategyResult
+from bench.core.params import param
+from bench.engine.training import TrainParams, retuned
+from bench.engine.four_bit import silence_kernel_notice
 
 # Attention projections by naming family, tried in order: Llama/Mistral/Qwen-like decoders, then
 # BERT-like encoders. A model with neither falls back to peft's own per-model_type defaults.
@@ -21,7 +19,7 @@ ATTENTION_PROJECTIONS = (("q_proj", "k_proj", "v_proj", "o_proj"), ("query", "ke
 
 
 @dataclass
-class LoRAParams(SpeedParams):
+class LoRAParams(TrainParams):
     """CPU-sized defaults, so that a default `bench run` fits in ~10 minutes on 2 cores. Measured on
     SmolLM2 with the default BBC News split (300 train rows; test accuracy, whole run time):
     1 epoch at 64 tokens: lr 1e-3 0.785 (147 s), 2e-3 0.910 (132 s), 3e-3 0.935 (141 s);
@@ -33,13 +31,8 @@ class LoRAParams(SpeedParams):
     alpha: int = param(32, ge=1)
     dropout: float = param(0.05, ge=0, lt=1)
     target_modules: list[str] | None = None  # None: the model's attention projections
-    lr: float = param(3e-3, gt=0, le=1)
-    epochs: int = param(1, ge=1)
-    batch_size: int = param(8, ge=1)
-    max_length: int = param(64, ge=2)
-    weight_decay: float = param(0.01, ge=0, le=1)
-    warmup_ratio: float = param(0.1, ge=0, le=1)
-    class_weights: bool = False
+    lr: float = retuned("lr", 3e-3)
+    max_length: int = retuned("max_length", 64)
 
 
 # Applied where the run's device is CUDA and the user set no value (bench.running.plan): the seed's 512-token
@@ -74,16 +67,7 @@ def target_module_list(value) -> list[str] | None:
 
 
 def check_lora_params(p: LoRAParams, strategy: str) -> None:
-    """One clear line per bad value, before any model loads."""
-    rules = [(p.r >= 1, "r must be at least 1"), (p.alpha > 0, "alpha must be positive"),
-             (0.0 <= p.dropout < 1.0, "dropout must be in [0, 1)"), (p.lr > 0, "lr must be positive"),
-             (p.epochs >= 1, "epochs must be at least 1"), (p.batch_size >= 1, "batch_size must be at least 1"),
-             (p.max_length >= 2, "max_length must be at least 2 tokens"),
-             (0.0 <= p.warmup_ratio <= 1.0, "warmup_ratio must be in [0, 1]"),
-             (p.weight_decay >= 0, "weight_decay must be non-negative")]
-    for ok, message in rules:
-        if not ok:
-            raise BenchError(f"{strategy}: {message}; fix it with --param {strategy}.NAME=VALUE or the config file")
+    """Before any model loads (the numeric bounds are checked already, from the fields' `param`)."""
     target_module_list(p.target_modules)
 
 
@@ -110,6 +94,7 @@ def classifier_head_names(model) -> list[str]:
 
 def add_lora(model, p: LoRAParams, log=print):
     """Wrap `model` in peft LoRA adapters; the head is trained in full through modules_to_save."""
+    silence_kernel_notice()  # peft imports bitsandbytes, where installed, on its own import
     from peft import LoraConfig, TaskType, get_peft_model
 
     targets = target_module_list(p.target_modules) or default_target_modules(model)
@@ -136,7 +121,6 @@ def adapter_bytes(peft_model) -> int:
         return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file() and f.name != "README.md")
 
 
-def train_and_evaluate(ctx: RunContext, p: LoRAParams, model, tokenizer) -> StrategyResult:
-    """The shared fine-tuning sequence, plus the adapter's size on disk."""
-    return common.train_and_evaluate(ctx, model, tokenizer, p,
-                                     extra_cost=lambda m: {"adapter_bytes": adapter_bytes(m)})
+def adapter_cost(peft_model) -> dict:
+    """The cost figures an adapter strategy adds: its size on disk."""
+    return {"adapter_bytes": adapter_bytes(peft_model)}

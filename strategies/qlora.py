@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from bench.engine.context import RunContext
 from bench.core.errors import BenchError
+from bench.engine.four_bit import REPACKING_OFF_NOTE, import_bitsandbytes, keep_4bit_layers_trainable
 from bench.engine.kernels import apply_speed_params, load_kwargs
-from strategies.base import Strategy, StrategyResult
-from strategies.common import load_classifier, load_tokenizer
+from strategies.common import TrainedStrategy, load_classifier, load_tokenizer
 from strategies.peft_common import (GPU_DEFAULTS, LoRAParams, add_lora, check_lora_params, classifier_head_names,
-                                    lora_search_space, train_and_evaluate)
+                                    lora_search_space, adapter_cost)
 
 MIN_BITSANDBYTES = "0.47"  # the first release with a CPU backend for 4-bit NF4
 INSTALL = f"pip install -U 'bitsandbytes>={MIN_BITSANDBYTES}' accelerate"
@@ -31,7 +31,7 @@ class QLoRAParams(LoRAParams):
     gradient_checkpointing: bool = True
 
 
-class QLoRA(Strategy):
+class QLoRA(TrainedStrategy):
     name = "qlora"
     description = "base quantized to 4-bit NF4 (double quantization, bitsandbytes) plus LoRA and a trained head"
     default_model = "smollm2"
@@ -47,19 +47,18 @@ class QLoRA(Strategy):
         check_lora_params(params, self.name)
         require_bitsandbytes()
 
-    def run(self, ctx: RunContext, p: QLoRAParams) -> StrategyResult:
-        with ctx.tracker.phase("load"):
-            require_4bit_backend(ctx.device)
-            path = ctx.model_path()
-            tokenizer = load_tokenizer(path)
-            model = load_4bit_classifier(ctx, path, tokenizer, **load_kwargs(p))
-            footprint_mb = model.get_memory_footprint() / 2**20
-            model = prepare_for_training(model, p.gradient_checkpointing)
-            model = add_lora(model, p, log=ctx.tracker.log)
-            model = apply_speed_params(model, p, log=ctx.tracker.log)
-        result = train_and_evaluate(ctx, p, model, tokenizer)
-        result.extra_cost["quantized_footprint_mb"] = round(footprint_mb, 3)
-        return result
+    def build(self, ctx: RunContext, p: QLoRAParams):
+        require_4bit_backend(ctx.device)
+        path = ctx.model_path()
+        tokenizer = load_tokenizer(path)
+        model = load_4bit_classifier(ctx, path, tokenizer, **load_kwargs(p))
+        self.footprint_mb = model.get_memory_footprint() / 2**20  # the quantized base, before adapters
+        model = prepare_for_training(model, p.gradient_checkpointing)
+        model = add_lora(model, p, log=ctx.tracker.log)
+        return apply_speed_params(model, p, log=ctx.tracker.log), tokenizer
+
+    def extra_cost(self, model) -> dict:
+        return {**adapter_cost(model), "quantized_footprint_mb": round(self.footprint_mb, 3)}
 
 
 def require_bitsandbytes(strategy: str = "qlora", what: str = "4-bit NF4") -> None:
@@ -85,8 +84,7 @@ def require_4bit_backend(device: str) -> None:
     import torch
 
     try:
-        import bitsandbytes.functional as bnbf
-
+        bnbf = import_bitsandbytes().functional
         packed, state = bnbf.quantize_4bit(torch.ones(64, 64, device=device), quant_type="nf4",
                                            compress_statistics=True)
         bnbf.dequantize_4bit(packed, state)
@@ -101,7 +99,10 @@ def load_4bit_classifier(ctx: RunContext, path: str, tokenizer, **kwargs):
     config = nf4_config(ctx, head_names_before_loading(path, len(ctx.data.labels)))
     # fp32 for what is not 4-bit (peft's k-bit recipe casts it to fp32 anyway), straight onto the
     # device: transformers 5 streams the checkpoint tensor by tensor, so the host holds no full copy
-    return load_classifier(path, ctx, tokenizer, quantization_config=config, device_map={"": ctx.device}, **kwargs)
+    model = load_classifier(path, ctx, tokenizer, quantization_config=config, device_map={"": ctx.device}, **kwargs)
+    if keep_4bit_layers_trainable(model):  # only on CPUs with AVX512-BF16, where it would have repacked
+        ctx.tracker.log(REPACKING_OFF_NOTE)
+    return model
 
 
 def head_names_before_loading(path: str, n_labels: int) -> list[str]:

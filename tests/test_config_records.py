@@ -6,6 +6,7 @@ import pytest
 from bench.running.config import Experiment, RunSpec, coerce_params, parse_param_flags
 from bench.core.errors import BenchError
 from bench.engine.models import resolve_model
+from bench.core.record import Record
 from bench.core.records import is_done, iter_records, read_record, record_path, write_record
 from strategies import get_strategy
 
@@ -57,12 +58,12 @@ def test_yaml_config_errors(tmp_path):
 def test_records_are_written_atomically_and_skipped_when_ok(tmp_path):
     rec = {"run_id": "abc", "status": "failed", "error": "x"}
     path = write_record(record_path(tmp_path, "abc"), rec)
-    assert read_record(path) == rec and not is_done(tmp_path, "abc")
+    assert read_record(path) == Record.from_dict(rec) and not is_done(tmp_path, "abc")
     write_record(path, {**rec, "status": "ok"})
     assert is_done(tmp_path, "abc")
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
     (tmp_path / "junk.json").write_text("{not json")
-    assert [r["run_id"] for r in iter_records(tmp_path)] == ["abc"]
+    assert [r.run_id for r in iter_records(tmp_path)] == ["abc"]
 
 
 def test_model_aliases_and_clear_errors(monkeypatch, tmp_path):

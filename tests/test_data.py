@@ -1,4 +1,5 @@
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -117,6 +118,35 @@ def test_hub_dataset_without_network_is_a_clear_error(monkeypatch):
         load_raw("hf:definitely-not-cached/dataset-xyz")
 
 
+def test_hub_dataset_retries_log_nothing_before_our_error(monkeypatch):
+    """huggingface_hub logs every failed request before it gives up; only our error line may show.
+    A handler on the library's logger sees what its own stderr handler would print."""
+    import datasets
+
+    shown: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: shown.append(record.getMessage())
+    hub_logger, request_logger = logging.getLogger("huggingface_hub"), logging.getLogger("huggingface_hub.utils._http")
+
+    def offline_load(name, *args, **kwargs):
+        request_logger.warning("'[Errno -2] Name or service not known' thrown while requesting HEAD "
+                               f"https://huggingface.co/datasets/{name}/resolve/main/README.md")
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline_load)
+    hub_logger.addHandler(handler)
+    try:
+        level = hub_logger.level
+        with pytest.raises(BenchError, match="cannot load dataset 'someone/data' .*ConnectionError"):
+            load_raw("hf:someone/data")
+        assert shown == []
+        assert hub_logger.level == level  # restored after the call
+        request_logger.warning("a later message still shows")
+        assert shown == ["a later message still shows"]
+    finally:
+        hub_logger.removeHandler(handler)
+
+
 @pytest.mark.skipif(not SHARED_AG_NEWS.is_dir(), reason="../shared/data/ag_news is absent")
 def test_ag_news_local_folder(monkeypatch):
     monkeypatch.setenv("FTBENCH_AG_NEWS_DIR", str(SHARED_AG_NEWS))
@@ -133,5 +163,5 @@ def test_ag_news_without_folder_or_hub_names_the_flag(monkeypatch):
     monkeypatch.delenv("FTBENCH_AG_NEWS_DIR", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(BenchError, match="ag-news-dir"):
+    with pytest.raises(BenchError, match="--data-opt dir=DIR"):
         load_raw("ag_news")

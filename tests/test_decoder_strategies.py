@@ -15,6 +15,7 @@ import torch
 from bench.engine.context import RunContext
 from bench.data.task import Split, TaskData
 from bench.core.errors import BenchError
+from bench.core.params import validate_params
 from bench.engine.models import ModelRef
 from bench.engine.trackers import Tracker
 from strategies.common import load_classifier, load_tokenizer
@@ -314,8 +315,8 @@ def test_qlora_check_names_bitsandbytes_when_it_cannot_run(monkeypatch):
 
 def test_lora_params_are_checked_before_loading():
     model = ModelRef("tiny", "/x", "test", "decoder")
-    with pytest.raises(BenchError, match="r must be"):
-        LoRA().check(LoRAParams(r=0), model)
+    with pytest.raises(BenchError, match="parameter 'r' of 'lora' is 0, out of range: .*>= 1"):  # the field's bounds
+        validate_params(LoRA(), {"r": 0})
     with pytest.raises(BenchError, match="target_modules"):
         QLoRA().check(QLoRAParams(target_modules=[]), model)
     LoRA().check(LoRAParams(target_modules="q_proj,v_proj"), model)

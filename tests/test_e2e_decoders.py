@@ -14,7 +14,7 @@ def test_zero_shot_lora_qlora_with_smollm2(tmp_path):
                     "--per-class", "24,4,10", "--param", "epochs=1", "--param", "max_length=64",
                     "--results-dir", str(tmp_path / "r"), "-o", str(tmp_path / "index.html"), timeout=1500)
     assert out.returncode == 0, out.stderr[-3000:]
-    recs = {r["strategy"]: r for r in iter_records(tmp_path / "r")}
+    recs = {r.strategy: r.to_dict() for r in iter_records(tmp_path / "r")}
     zs, lora, qlora = recs["zero-shot"], recs["lora"], recs["qlora"]
     assert {r["status"] for r in recs.values()} == {"ok"}
     assert "4-bit-rounded" in lora["model"]["provenance"]

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 
 def by_strategy(folder):
-    return {r["strategy"]: r for r in iter_records(folder)}
+    return {r.strategy: r.to_dict() for r in iter_records(folder)}
 
 
 def test_feature_extract_and_full_ft_on_bbc_news(tmp_path):
@@ -47,8 +47,8 @@ def test_feature_extract_and_full_ft_on_bbc_news(tmp_path):
 
 @pytest.mark.skipif(not SHARED_AG_NEWS.is_dir(), reason="../shared/data/ag_news is absent")
 def test_feature_extract_on_local_ag_news(tmp_path):
-    out = run_bench("run", "--strategies", "feature-extract", "--dataset", "ag_news", "--ag-news-dir",
-                    str(SHARED_AG_NEWS), "--per-class", "200,50,200", "--results-dir", str(tmp_path), "--no-report")
+    out = run_bench("run", "--strategies", "feature-extract", "--dataset", "ag_news", "--data-opt",
+                    f"dir={SHARED_AG_NEWS}", "--per-class", "200,50,200", "--results-dir", str(tmp_path), "--no-report")
     assert out.returncode == 0, out.stderr[-3000:]
     rec = by_strategy(tmp_path)["feature-extract"]
     assert rec["dataset"]["labels"] == ["World", "Sports", "Business", "Sci/Tech"]

@@ -218,7 +218,7 @@ def perf_args(*flags):
 def test_perf_model_device_precision_reach_both_sides(tmp_path):
     import dataclasses
 
-    from bench.commands.perf import handwritten_precision, suite_spec
+    from bench.commands.perf.harness import handwritten_precision, suite_spec
 
     spec = suite_spec("lora", perf_args("--model", "random:llama-tiny", "--device", "cpu", "--precision", "fp32"),
                       {}, tmp_path)
@@ -232,7 +232,7 @@ def test_perf_model_device_precision_reach_both_sides(tmp_path):
 
 
 def test_perf_sides_alternate_which_goes_first():
-    from bench.commands.perf import compare
+    from bench.commands.perf.harness import compare
 
     calls = []
     ok = lambda side: (lambda r: calls.append((side, r)) or {"status": "ok", "wall_s": 1.0, "cpu_s": 1.0})

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bench.core import cpuinfo
 from bench.engine import flops
 from bench.core.records import iter_records
 from strategies import get_strategy
@@ -77,7 +78,8 @@ def test_the_parameter_counts_overrule_a_declared_kind_they_contradict(declared,
 
 
 def test_cpu_peak_from_cpuinfo_flags_cores_and_clock():
-    flags, mhz = flops.parse_cpuinfo(fake_cpuinfo(AVX2_FLAGS))
+    info = cpuinfo.parse(fake_cpuinfo(AVX2_FLAGS))
+    flags, mhz = info.flags, info.max_mhz
     assert "avx2" in flags and mhz == pytest.approx(2445.406)
     peak, basis = flops.cpu_peak(2, flags, mhz)
     assert peak == pytest.approx(2 * 2 * 2 * 8 * 2.445406e9)  # cores x FMA units x 2 x lanes x clock
@@ -87,14 +89,14 @@ def test_cpu_peak_from_cpuinfo_flags_cores_and_clock():
     assert flops.cpu_peak(4, flags, mhz, cores=2)[0] == peak  # SMT threads share the FMA units
     no_clock, why = flops.cpu_peak(1, flags)
     assert no_clock == pytest.approx(32 * flops.DEFAULT_CPU_GHZ * 1e9) and "assumed" in why
-    f512, _ = flops.parse_cpuinfo(fake_cpuinfo(AVX512_FLAGS))
+    f512 = cpuinfo.parse(fake_cpuinfo(AVX512_FLAGS)).flags
     assert flops.cpu_peak(2, f512, mhz)[0] == pytest.approx(2 * peak)
-    fbf16, _ = flops.parse_cpuinfo(fake_cpuinfo(AVX512_FLAGS + " avx512_bf16"))
+    fbf16 = cpuinfo.parse(fake_cpuinfo(AVX512_FLAGS + " avx512_bf16")).flags
     assert flops.cpu_peak(2, fbf16, mhz, bf16=True)[0] == pytest.approx(4 * peak)
     assert flops.cpu_peak(2, fbf16, mhz, bf16=False)[0] == pytest.approx(2 * peak)
-    famx, _ = flops.parse_cpuinfo(fake_cpuinfo(AVX512_FLAGS + " avx512_bf16 amx_bf16 amx_tile"))
+    famx = cpuinfo.parse(fake_cpuinfo(AVX512_FLAGS + " avx512_bf16 amx_bf16 amx_tile")).flags
     assert flops.cpu_peak(1, famx, 2000.0, bf16=True)[0] == pytest.approx(1024 * 2.0e9)
-    no_fma, _ = flops.parse_cpuinfo(fake_cpuinfo("sse sse2 avx"))
+    no_fma = cpuinfo.parse(fake_cpuinfo("sse sse2 avx")).flags
     assert flops.cpu_peak(1, no_fma, 1000.0)[0] == pytest.approx(16 * 1e9)
 
 
@@ -146,7 +148,7 @@ def test_a_run_record_carries_the_mfu_figures(tmp_path, tiny_bert):
                     "--param", "epochs=1", "--param", "max_length=24", "--results-dir", str(tmp_path / "r"),
                     "--no-report", timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    (rec,) = list(iter_records(tmp_path / "r"))
+    (rec,) = [r.to_dict() for r in iter_records(tmp_path / "r")]
     cost = rec["cost"]
     for key in ("flops_per_train_token", "flops_per_eval_token", "peak_flops", "peak_flops_basis",
                 "train_mfu", "eval_mfu"):

@@ -82,20 +82,17 @@ def head_weight(model) -> torch.nn.Parameter:
     return found[0]
 
 
-def one_adamw_step_changed(model, train, ctx, settings, pad_id) -> float:
-    """The suite's optimizer, one step on one real batch: the fraction of head weights it changed."""
-    from bench.engine.device import autocast, use_bf16
-    from bench.engine.training import make_optimizer, pad_batch
+def one_adamw_step_changed(model, train, ctx, p, pad_id) -> float:
+    """The suite's optimizer and step, one step on one real batch: the fraction of head weights it changed."""
+    from bench.engine.device import use_bf16
+    from bench.engine.training import make_optimizer, pad_batch, train_step
 
-    optimizer, _ = make_optimizer(model, settings)
+    optimizer, trainable = make_optimizer(model, p.lr, p.weight_decay)
     head = head_weight(model)
     before = head.detach().clone()
     model.train()
     batch = pad_batch(train.input_ids[:4], pad_id, "cpu")
-    with autocast("cpu", use_bf16("cpu", ctx.precision)):
-        logits = model(**batch).logits
-    F.cross_entropy(logits.float(), torch.as_tensor(train.labels[:4])).backward()
-    optimizer.step()
+    train_step(model, batch, torch.as_tensor(train.labels[:4]), optimizer, trainable, use_bf16("cpu", ctx.precision))
     return float((head.detach() != before).float().mean())
 
 
@@ -104,9 +101,9 @@ def run_until_training(strategy, params, folder, architecture, monkeypatch) -> d
 
     seen = {}
 
-    def capture(model, train, val, ctx, settings, pad_id, n_classes):
-        seen["trainable"] = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
-        seen["changed"] = one_adamw_step_changed(model, train, ctx, settings, pad_id)
+    def capture(model, train, val, ctx, p, pad_id):
+        seen["trainable"] = {n: w.dtype for n, w in model.named_parameters() if w.requires_grad}
+        seen["changed"] = one_adamw_step_changed(model, train, ctx, p, pad_id)
         raise StopBeforeTraining
 
     monkeypatch.setattr(strategies.common, "fit", capture)

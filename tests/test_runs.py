@@ -19,7 +19,7 @@ COST = {"trainable_params", "total_params", "peak_rss_mb", "peak_gpu_allocated_m
 
 
 def records(folder):
-    return {r["strategy"]: r for r in iter_records(folder)}
+    return {r.strategy: r.to_dict() for r in iter_records(folder)}
 
 
 def test_tiny_full_ft_run_writes_a_complete_record_and_is_skipped_after(tmp_path, tiny_bert):
@@ -105,7 +105,7 @@ def test_ctrl_c_cancels_the_running_run_and_keeps_finished_records(tmp_path, tin
         # a test session started in the background (`cmd &`) inherits SIGINT ignored; a terminal's bench has it
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
-    while time.time() < deadline and not any(r["strategy"] == "feature-extract" for r in iter_records(results)):
+    while time.time() < deadline and not any(r.strategy == "feature-extract" for r in iter_records(results)):
         time.sleep(0.5)
     time.sleep(8)  # well inside full-ft's training
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group

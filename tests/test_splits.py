@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,6 +149,11 @@ def test_plan_makes_one_run_per_size_and_keeps_earlier_run_ids(tmp_path):
     old = RunSpec("full-ft", "minilm", "bbc-news", {"text_cols": [], "label_col": None, "ag_news_dir": None},
                   [60, 20, 40], "pool", 0, {"lr": 1e-4}, "cpu")
     assert old.run_id == "678ac96d0e3811e6"  # computed on main before split modes
+    # and after the dataset's own options moved under `source` (--data-opt): the same ids
+    assert dataclasses.replace(old, dataset_options=DatasetOptions().to_dict()).run_id == "678ac96d0e3811e6"
+    ag_old = dataclasses.replace(old, dataset="ag_news", dataset_options={**old.dataset_options, "ag_news_dir": "d"})
+    ag_new = dataclasses.replace(ag_old, dataset_options=DatasetOptions(source={"dir": "d"}).to_dict())
+    assert ag_new.run_id == ag_old.run_id
     with pytest.raises(BenchError, match="--split-col 'part' .* add --split official"):
         plan(Experiment(strategies=["feature-extract"], split_col="part", dataset=f"csv:{imbalanced_csv(tmp_path)}"))
     widened = plan(Experiment(strategies=["feature-extract"], train_sizes="8,128"))

@@ -28,6 +28,7 @@ from bench.commands import cli, tune
 from bench.running import study_storage
 from bench.running.config import coerce_params
 from bench.core.errors import BenchError, Pruned
+from bench.core.record import Cost, Metrics
 from bench.core.records import iter_records, record_path, write_record
 from bench.running.runner import Interrupted, Outcome
 from bench.running.worker import base_record
@@ -53,7 +54,7 @@ def study_name(model: Path) -> str:
 
 
 def trial_records(results: Path) -> dict[int, dict]:
-    return {r["study"]["trial"]: r for r in iter_records(results) if r.get("study")}
+    return {r.study.trial: r.to_dict() for r in iter_records(results) if r.study}
 
 
 # ---------------------------------------------------------------- search spaces
@@ -89,8 +90,8 @@ def test_epoch_reporter_prunes_a_run_below_the_median(tmp_path):
     fake_history(study, 0.9)
     bad, good = study.ask(), study.ask()
     info = {"name": "s", "storage": url, "pruner": "median"}
-    report_bad = study_storage.epoch_reporter({**info, "trial_id": bad._trial_id})
-    report_good = study_storage.epoch_reporter({**info, "trial_id": good._trial_id})
+    report_bad = study_storage.epoch_reporter({**info, "trial": bad.number})
+    report_good = study_storage.epoch_reporter({**info, "trial": good.number})
     report_bad({"epoch": 1, "val_balanced_accuracy": 0.1})  # the first epoch is never judged
     report_bad({"epoch": 2, "val_accuracy": 0.1})  # no balanced figure: nothing reported
     with pytest.raises(Pruned, match="epoch 2"):
@@ -100,7 +101,7 @@ def test_epoch_reporter_prunes_a_run_below_the_median(tmp_path):
     fresh = {t.number: t for t in load_fresh(url, "s").trials}
     assert fresh[bad.number].intermediate_values == {1: 0.1, 2: 0.1}
     assert fresh[good.number].intermediate_values == {1: 0.95, 2: 0.95, 3: 0.95}
-    assert study_storage.epoch_reporter({**info, "trial_id": bad._trial_id, "pruner": "none"}) is None
+    assert study_storage.epoch_reporter({**info, "trial": bad.number, "pruner": "none"}) is None
 
 
 def test_epoch_reporter_never_prunes_at_the_last_epoch(tmp_path):
@@ -109,8 +110,8 @@ def test_epoch_reporter_never_prunes_at_the_last_epoch(tmp_path):
     study = optuna.create_study(study_name="s", storage=tune.open_storage(url), direction="maximize")
     fake_history(study, 0.9)
     bad = study.ask()
-    report = study_storage.epoch_reporter({"name": "s", "storage": url, "pruner": "median", "trial_id": bad._trial_id},
-                                 epochs=2)
+    report = study_storage.epoch_reporter({"name": "s", "storage": url, "pruner": "median", "trial": bad.number},
+                                          epochs=2)
     report({"epoch": 1, "val_balanced_accuracy": 0.1})
     report({"epoch": 2, "val_balanced_accuracy": 0.1})  # below the median, but the last epoch
     assert load_fresh(url, "s").trials[bad.number].intermediate_values == {1: 0.1, 2: 0.1}
@@ -145,10 +146,10 @@ def fake_runner(statuses: dict[int, str]):
         status = statuses[spec.study["trial"]]
         rec = base_record(spec, "cancelled" if status == "interrupt" else status, None if status == "ok" else "x")
         if status == "ok":
-            rec.update(metrics={"balanced_accuracy": 0.5 + spec.study["trial"] / 10},
-                       cost={"time_s": {"train": 2.0}, "peak_rss_mb": 900.0, "headline_memory": "peak_rss_mb"})
+            rec.metrics = Metrics(balanced_accuracy=0.5 + spec.study["trial"] / 10)
+            rec.cost = Cost(time_s={"train": 2.0}, peak_rss_mb=900.0, headline_memory="peak_rss_mb")
         write_record(record_path(results_dir, spec.run_id), rec)
-        outcome = Outcome(spec, rec["status"], rec, 0.1)
+        outcome = Outcome(spec, rec.status, rec, 0.1)
         if status == "interrupt":
             raise Interrupted(outcome)
         return outcome
@@ -236,7 +237,7 @@ def test_a_study_resumes_with_numbering_continued_and_a_killed_trial_failed(tmp_
     with warnings.catch_warnings():  # "heartbeat is meant for optimize()"
         warnings.simplefilter("ignore")
         orphan = optuna.load_study(study_name=study.study_name, storage=storage).ask()
-    storage.record_heartbeat(orphan._trial_id)
+    storage.record_heartbeat(study_storage.trial_id_of(storage, study.study_name, orphan.number))
     backdate_heartbeats(tmp_path)
     assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "1")) == 0
     states = {t.number: t.state for t in load(tmp_path, study.study_name).trials}

@@ -7,7 +7,9 @@ import signal
 import sys
 from pathlib import Path
 
+from bench.commands.launching import add_launcher_flags, check_launcher_flags, launcher_from_args
 from bench.core.errors import BenchError
+from bench.core.plugins import load_plugins
 from bench.core.secrets import mask_secrets
 
 
@@ -15,7 +17,9 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="bbc-news (default), ag_news, csv:PATH, jsonl:PATH, parquet:PATH, hf:NAME")
     p.add_argument("--text-col", help="text column(s), comma-separated; several are joined line by line")
     p.add_argument("--label-col", help="label column")
-    p.add_argument("--ag-news-dir", help="local folder of the AG News CSV files (else $FTBENCH_AG_NEWS_DIR, else the Hub)")
+    p.add_argument("--data-opt", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of the dataset's own (repeatable), e.g. --data-opt dir=DIR for ag_news's local "
+                   "CSV folder; `bench list` names each dataset's options")
     p.add_argument("--split", help="per-class:TRAIN,VAL,TEST (rows per class; the default), stratified:0.8,0.1,0.1 "
                    "(fractions of all rows, class shares kept) or official (the dataset's own splits)")
     p.add_argument("--per-class", help="TRAIN,VAL,TEST rows sampled per class, e.g. 2000,500,500 "
@@ -60,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="rerun runs whose ok record exists")
     run.add_argument("--no-report", action="store_true", help="do not render reports/index.html at the end")
     run.add_argument("-o", "--output", default="reports/index.html", help="report path")
+    add_launcher_flags(run)
 
     rep = sub.add_parser("report", help="render the HTML comparison report from stored records")
     rep.add_argument("results", nargs="?", default=None, help="results folder (default results/)")
@@ -80,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="balanced_accuracy, optionally a second: balanced_accuracy,train_time or ,peak_memory")
     tune.add_argument("--pruner", choices=["median", "none"], default="median")
     tune.add_argument("--config", help="experiment file (YAML) for data/model defaults")
+    tune.add_argument("--workers", type=int, default=1, help="trial loops at once against the study (default 1); "
+                      "with --launcher ray their runs spread over the cluster")
     _add_data_flags(tune)
+    add_launcher_flags(tune)
 
     sub.add_parser("list", help="strategies, datasets and models, and whether each is available here")
 
@@ -93,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def experiment_from_args(args) -> "Experiment":
-    from bench.running.config import Experiment, parse_int_list, parse_param_flags
+    from bench.running.config import Experiment, parse_data_opts, parse_int_list, parse_param_flags
 
     exp = Experiment.from_yaml(args.config) if getattr(args, "config", None) else Experiment()
     if getattr(args, "strategies", None):
@@ -104,7 +112,8 @@ def experiment_from_args(args) -> "Experiment":
         exp.dataset = args.dataset
     if args.text_col:
         exp.text_cols = [c.strip() for c in args.text_col.split(",") if c.strip()]
-    for attr in ("label_col", "ag_news_dir", "per_class", "split", "split_col", "train_sizes", "test_from",
+    exp.data_opts.update(parse_data_opts(getattr(args, "data_opt", None)))
+    for attr in ("label_col", "per_class", "split", "split_col", "train_sizes", "test_from",
                  "device", "precision", "results_dir"):
         value = getattr(args, attr, None)
         if value:
@@ -124,8 +133,9 @@ def experiment_from_args(args) -> "Experiment":
 
 def cmd_run(args) -> int:
     from bench.running.plan import plan
-    from bench.running.runner import ResultsUnwritable, check_writable, run_matrix
+    from bench.running.runner import ResultsUnwritable, check_writable
 
+    check_launcher_flags(args)
     exp = experiment_from_args(args)
     if args.params_from:
         from bench.commands.tune import best_params_for
@@ -137,10 +147,12 @@ def cmd_run(args) -> int:
     check_writable(exp.results_dir)  # after every input check, so bad input writes nothing
     if not args.no_report:
         check_writable(Path(args.output).parent, "report folder", "-o")
-    print(f"{len(specs)} run(s) -> {exp.results_dir}/")
+    launcher = launcher_from_args(args)  # Ray started or joined here, still before any model loads
+    print(f"{len(specs)} run(s) -> {exp.results_dir}/" + ("" if args.launcher == "local" else f" on {args.launcher}"))
     stopped, outcomes, code = None, [], 0
     try:
-        outcomes = run_matrix(specs, exp.results_dir, force=args.force, quiet=args.quiet)
+        with launcher:
+            outcomes = launcher.run_matrix(specs, exp.results_dir, force=args.force, quiet=args.quiet)
     except KeyboardInterrupt as exc:
         stopped = getattr(exc, "signum", signal.SIGINT)
         words = "terminated (SIGTERM)" if stopped == signal.SIGTERM else "interrupted"
@@ -185,6 +197,7 @@ def cmd_report(args) -> int:
 def cmd_tune(args) -> int:
     from bench.commands.tune import run_tune
 
+    check_launcher_flags(args)
     return run_tune(args, experiment_from_args(args))
 
 
@@ -214,8 +227,10 @@ def cmd_list(args) -> int:
             ok, how = False, str(exc)
         print(f"  {mark(ok)} {name:16s} {s.description}  [{how}]")
     print("datasets:")
-    for name, ok, how, desc in dataset_status():
+    for name, ok, how, desc, options in dataset_status():
         print(f"  {mark(ok)} {name:16s} {desc}  [{how}]")
+        for option, text in options.items():
+            print(f"      --data-opt {option}=...  {text}")
     print("  yes csv:/jsonl:/parquet:PATH  a local table, with --text-col/--label-col")
     print("  ?   hf:NAME          a Hugging Face dataset (needs the Hub or its cache)")
     print("models (offline aliases):")
@@ -248,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the shell made us ignore it
         signal.signal(signal.SIGINT, _stop)
     try:
+        load_plugins()
         return COMMANDS[args.command](args)
     except BenchError as exc:
         print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)

@@ -1,12 +1,6 @@
-"""Run records: one JSON file per run, written atomically, never edited after an `ok`.
-
-The keys below are a contract read by the report, tuning, users' notebooks and outside checks (the
-README's "Records" lists them whole): keep them stable, add freely, bump SCHEMA when one changes meaning.
-
-    schema, run_id, status ("ok"|"failed"|"oom"|"cancelled"|"pruned"), error,
-    strategy, seed, model {name, source, provenance}, dataset {name, n_train, n_val, n_test, labels,
-    split, class_counts, split_ids}, train_size, params, metrics {..., ci}, baseline, majority_baseline,
-    history, cost, env, config, eval_split, predictions, truth, started_at, finished_at
+"""Run records on disk: one JSON file per run (`Record.to_dict()`, bench/core/record.py), written
+atomically, never edited after an `ok`; read back through `Record.from_dict`, so every reader gets
+the same type and an odd file is skipped with its reason instead of crashing anything.
 """
 
 from __future__ import annotations
@@ -18,18 +12,19 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-SCHEMA = 1
-STATUSES = ("ok", "failed", "oom", "cancelled", "pruned")
+from bench.core.record import SCHEMA, STATUSES, Record, RecordError  # noqa: F401 - the store's vocabulary
 
 
 def record_path(results_dir: str | Path, run_id: str) -> Path:
     return Path(results_dir) / f"{run_id}.json"
 
 
-def write_record(path: str | Path, record: dict[str, Any]) -> Path:
+def write_record(path: str | Path, record: "Record | dict[str, Any]") -> Path:
     """Write atomically (temp file in the same folder + rename): a reader never sees half a file,
     and a crash mid-write leaves the previous record intact."""
     path = Path(path)
+    if isinstance(record, Record):
+        record = record.to_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
@@ -46,60 +41,34 @@ def write_record(path: str | Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def read_record(path: str | Path) -> dict[str, Any] | None:
+def read_record(path: str | Path) -> Record | None:
     """A record, or None where the file is not a readable record (skipped, never fatal)."""
     return load_record(path)[0]
 
 
-def load_record(path: str | Path) -> tuple[dict[str, Any] | None, str | None]:
-    """(record, None), or (None, why it is not one: not JSON, not an object, no run_id or status)."""
+def load_record(path: str | Path) -> tuple[Record | None, str | None]:
+    """(record, None), or (None, why it is not one: not JSON, not an object, no run_id or status,
+    an unknown status, a newer schema)."""
     try:
         with open(path, "rb") as fh:
-            rec = json.loads(fh.read().decode("utf-8"))
+            data = json.loads(fh.read().decode("utf-8"))
     except OSError as exc:
         return None, f"unreadable ({exc.strerror or exc})"
     except UnicodeDecodeError:
         return None, "not UTF-8 text"
     except ValueError as exc:
         return None, f"not valid JSON ({str(exc).split(':')[0]})"
-    if not isinstance(rec, dict):
-        return None, f"a JSON {type(rec).__name__}, not a record object"
-    missing = [k for k in ("run_id", "status") if not isinstance(rec.get(k), str)]
-    if missing:
-        return None, f"lacks {' and '.join(missing)}"
-    return rec, None
-
-
-def check_shape(rec: dict[str, Any]) -> str | None:
-    """For the readers that compute with a record (the report): None when it can be used -- fields of
-    the wrong type are set to None (read as "not measured") and listed in its `_odd` -- else why not."""
-    if rec["status"] not in STATUSES:
-        return f"unknown status {rec['status']!r} (known: {', '.join(STATUSES)})"
-    odd = [k for k, kind in SHAPES.items() if rec.get(k) is not None and not isinstance(rec[k], kind)]
-    for k in odd:
-        rec[k] = None
-    if rec["status"] == "ok":  # an ok record is read for its figures: say which are missing
-        metrics = rec.get("metrics") or {}
-        odd += [f"metrics.{k}" for k in ("accuracy", "balanced_accuracy") if not _finite(metrics.get(k))]
-        odd += [k for k in ("cost",) if rec.get(k) is None]
-    if odd:
-        rec["_odd"] = odd
-    return None
-
-
-SHAPES = {"metrics": dict, "baseline": dict, "cost": dict, "history": list, "params": dict, "env": dict,
-          "config": dict, "study": dict, "model": (dict, str), "dataset": (dict, str), "seed": int,
-          "error": str, "strategy": str}
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    try:
+        return Record.from_dict(data), None
+    except RecordError as exc:
+        return None, str(exc)
 
 
 def iter_records(results_dir: str | Path, skipped: list[str] | None = None,
-                 warn=None) -> Iterator[dict[str, Any]]:
+                 warn=None) -> Iterator[Record]:
     """Every usable record under `results_dir` (recursively), oldest first. A file that is not a
-    readable record, or not one the report can use (check_shape), is skipped and named: a line to `warn` (default: stderr) and, when given, `skipped`."""
+    readable record is skipped and named: a line to `warn` (default: stderr) and, when given,
+    `skipped`; a record with fields of the wrong type is read without them, and said so."""
     import sys
 
     root = Path(results_dir)
@@ -116,15 +85,14 @@ def iter_records(results_dir: str | Path, skipped: list[str] | None = None,
         if p.name.startswith(".") or any(part.startswith(".") for part in p.relative_to(root).parts[:-1]):
             continue
         rec, why = load_record(p)
-        why = why or check_shape(rec)
         if why:
             note = f"{p}: {why}"
             say(f"warning: skipped {note}")
             if skipped is not None:
                 skipped.append(note)
             continue
-        if rec.get("_odd"):
-            say(f"warning: {p}: {', '.join(rec['_odd'])} missing or of the wrong type; shown without it")
+        if rec.odd:
+            say(f"warning: {p}: {', '.join(rec.odd)} missing or of the wrong type; shown without it")
         yield rec
 
 
@@ -157,7 +125,7 @@ def strip_nonfinite(obj: Any, where: str = "") -> tuple[Any, list[str]]:
 
 def is_done(results_dir: str | Path, run_id: str) -> bool:
     rec = read_record(record_path(results_dir, run_id))
-    return rec is not None and rec.get("status") == "ok"
+    return rec is not None and rec.status == "ok"
 
 
 def _jsonable(obj: Any) -> Any:
@@ -172,12 +140,3 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-
-def train_seconds(cost: dict[str, Any] | None) -> float | None:
-    """The record's training time: the "train" phase plus, for feature-extract, the "embed" phase
-    (the frozen backbone's pass over the training and validation data, zero when cached)."""
-    time_s = (cost or {}).get("time_s") or {}
-    if time_s.get("train") is None:
-        return None
-    return float(time_s["train"]) + float(time_s.get("embed") or 0.0)

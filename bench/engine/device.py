@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import functools
+from bench.core import cpuinfo
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+    return cpuinfo.read().flags
 
 
 def cpu_has_bf16() -> bool:

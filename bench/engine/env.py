@@ -7,6 +7,7 @@ import platform
 import subprocess
 from pathlib import Path
 
+from bench.core import cpuinfo
 from bench.engine.trackers import cpu_threads
 
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets", "scikit-learn",
@@ -21,13 +22,7 @@ def _version(dist: str) -> str | None:
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpuinfo.read().model_name or platform.processor() or platform.machine()
 
 
 def git_commit() -> str | None:

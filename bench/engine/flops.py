@@ -62,6 +62,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.core import cpuinfo
+
 DEFAULT_CPU_GHZ = 2.5  # where neither cpufreq nor /proc/cpuinfo gives a clock
 
 # name pattern (searched, case-insensitive, in torch.cuda.get_device_name) -> (bf16/fp16 dense tensor
@@ -176,23 +178,6 @@ def _read(path: str) -> str | None:
         return None
 
 
-def parse_cpuinfo(text: str) -> tuple[frozenset[str], float | None]:
-    """(flags of the first CPU, highest "cpu MHz") from /proc/cpuinfo text."""
-    flags: frozenset[str] = frozenset()
-    mhz = None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("flags", "Features") and not flags:
-            flags = frozenset(value.split())
-        elif key == "cpu MHz":
-            try:
-                mhz = max(mhz or 0.0, float(value))
-            except ValueError:
-                pass
-    return flags, mhz
-
-
 def physical_cores(cpus: set[int] | None = None, sys_root: str = "/sys/devices/system/cpu") -> int:
     """Physical cores among `cpus` (default: this process's affinity); SMT siblings count once."""
     if cpus is None:
@@ -255,7 +240,8 @@ def device_peak(device: str, bf16: bool) -> tuple[float | None, str]:
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return gpu_peak(torch.cuda.get_device_name(torch.device(device)), bf16)
-    flags, mhz = parse_cpuinfo(_read("/proc/cpuinfo") or "")
+    info = cpuinfo.read()
+    flags, mhz = info.flags, info.max_mhz
     max_khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
     try:
         max_khz_f = float(max_khz) if max_khz else None

@@ -1,11 +1,15 @@
-"""The training and evaluation loop shared by every trained strategy (full-ft, lora, qlora):
-length-grouped batches with dynamic padding, bf16 autocast where the device has it, optional
-class-weighted loss, validation every epoch with the best epoch kept."""
+"""The training and evaluation loop shared by every trained strategy (full-ft, lora, qlora, the
+PEFT family), the profile leg of `bench perf` and feature extraction: one hyperparameter base
+(`TrainParams`), one training step (`train_step`), one length-sorted forward loop
+(`forward_sorted`), one best-epoch keeper (`BestEpoch`). Length-grouped batches with dynamic
+padding, bf16 autocast where the device has it, optional class-weighted loss, validation every
+epoch with the best epoch kept."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -15,22 +19,32 @@ from bench.engine.context import RunContext
 from bench.engine.device import autocast, use_bf16
 from bench.engine.dropout import use_fast_dropout
 from bench.core.errors import Diverged
+from bench.core.params import param
+from bench.engine.kernels import SpeedParams
 from bench.engine.tokens import Encoded
 
 MEGABATCH = 50  # batches per length-sorted chunk: similar lengths together, order still random
+EVAL_BATCH_SIZE = 32
+MAX_GRAD_NORM = 1.0
 
 
 @dataclass
-class TrainSettings:
-    lr: float
-    epochs: int
-    batch_size: int
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    class_weights: bool = False
-    eval_batch_size: int = 32
-    max_grad_norm: float = 1.0
-    max_tokens_per_batch: int = 0  # > 0: batches of up to this many padded tokens, not batch_size rows
+class TrainParams(SpeedParams):
+    """The hyperparameters every trained strategy shares, declared once with their bounds. A
+    strategy's Params subclasses this and gives its own measured defaults with `retuned`."""
+
+    lr: float = param(1e-4, gt=0, le=1)
+    epochs: int = param(1, ge=1)
+    batch_size: int = param(8, ge=1)
+    max_length: int = param(128, ge=2)  # tokens per text; longer texts are truncated
+    weight_decay: float = param(0.01, ge=0, le=1)
+    warmup_ratio: float = param(0.1, ge=0, le=1)
+    class_weights: bool = False  # loss weighted by inverse class frequency (imbalanced data)
+
+
+def retuned(name: str, default: Any):
+    """TrainParams' field `name` with another default and the same bounds (for a subclass)."""
+    return field(default=default, metadata=TrainParams.__dataclass_fields__[name].metadata)
 
 
 def pad_batch(rows: list[list[int]], pad_id: int, device: str) -> dict[str, torch.Tensor]:
@@ -86,36 +100,81 @@ def pad_id_of(tokenizer) -> int:
 
 
 @torch.inference_mode()
-def predict(model, data: Encoded, ctx: RunContext, pad_id: int, batch_size: int = 32,
-            desc: str = "evaluating", weights: torch.Tensor | None = None,
-            count_as: str | None = "eval") -> tuple[np.ndarray, float]:
-    """Class ids and mean loss; rows sorted by length so each batch pads little."""
+def forward_sorted(model, data: Encoded, ctx: RunContext, pad_id: int, read: Callable[[Any, dict], torch.Tensor],
+                   batch_size: int = EVAL_BATCH_SIZE, desc: str = "evaluating",
+                   count_as: str | None = "eval") -> np.ndarray:
+    """Every row through `model` in length-sorted batches (each pads little), under autocast where
+    the device has bf16; `read(output, batch)` turns the model's output into one row of floats per
+    example. Rows come back in `data`'s order; `count_as` names the token counters (FLOPs, MFU)."""
     was_training = model.training
     model.eval()
     bf16 = use_bf16(ctx.device, ctx.precision)
     lengths = data.lengths()
     order = np.argsort(-lengths, kind="stable")
-    preds = np.empty(len(data), dtype=np.int64)
-    loss_sum = 0.0
+    out = None
     bar = ctx.tracker.progress(total=len(data), desc=desc, unit="ex")
     for s in range(0, len(order), batch_size):
         idx = order[s: s + batch_size]
         batch = pad_batch([data.input_ids[i] for i in idx], pad_id, ctx.device)
         with autocast(ctx.device, bf16):
-            logits = model(**batch).logits.float()
-        labels = torch.as_tensor(data.labels[idx], device=logits.device)
-        loss_sum += F.cross_entropy(logits, labels, weight=weights, reduction="sum").item()
-        preds[idx] = logits.argmax(-1).cpu().numpy()
+            rows = read(model(**batch), batch).float().cpu().numpy()
+        if out is None:
+            out = np.empty((len(data), rows.shape[1]), dtype=np.float32)
+        out[idx] = rows
         bar.update(len(idx))
     bar.close()
     if count_as:
         ctx.tracker.count(f"{count_as}_examples", len(data))
         ctx.tracker.count(f"{count_as}_tokens", int(lengths.sum()))
     model.train(was_training)
-    return preds, loss_sum / max(1, len(data))
+    return out if out is not None else np.empty((0, 0), dtype=np.float32)
 
 
-def make_optimizer(model, settings: TrainSettings) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
+def predict(model, data: Encoded, ctx: RunContext, pad_id: int, batch_size: int = EVAL_BATCH_SIZE,
+            desc: str = "evaluating", weights: torch.Tensor | None = None,
+            count_as: str | None = "eval") -> tuple[np.ndarray, float]:
+    """Class ids and mean loss of a sequence-classification model."""
+    logits = forward_sorted(model, data, ctx, pad_id, lambda out, batch: out.logits, batch_size, desc, count_as)
+    if not len(data):
+        return np.empty(0, dtype=np.int64), 0.0
+    w = weights.cpu() if weights is not None else None
+    labels = torch.tensor(np.asarray(data.labels, dtype=np.int64))  # a copy: cached labels are read-only
+    loss = F.cross_entropy(torch.from_numpy(logits), labels, weight=w, reduction="sum").item()
+    return logits.argmax(-1).astype(np.int64), loss / len(data)
+
+
+def validation_figures(labels: np.ndarray, pred: np.ndarray, loss: float) -> dict[str, float]:
+    """The validation part of a history entry (the curves, the pruner, the best epoch)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    return {"val_loss": loss, "val_accuracy": float((pred == labels).mean()),
+            "val_balanced_accuracy": float(balanced_accuracy_score(labels, pred))}
+
+
+class BestEpoch:
+    """The trainable weights of the best epoch so far, by validation accuracy, then lower loss."""
+
+    def __init__(self, model):
+        self.model, self.key, self.state = model, None, None
+
+    def offer(self, entry: dict) -> None:
+        """Keep the weights if this epoch's entry beats the best; marks the entry `best`."""
+        key = (entry["val_accuracy"], -entry["val_loss"])
+        if self.key is None or key > self.key:
+            self.key = key
+            self.state = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+            entry["best"] = True
+
+    def restore(self) -> None:
+        if self.state is None:
+            return
+        with torch.no_grad():
+            params = dict(self.model.named_parameters())
+            for n, v in self.state.items():
+                params[n].copy_(v)
+
+
+def make_optimizer(model, lr: float, weight_decay: float) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
     """AdamW over the trainable parameters (no weight decay on biases and norms), and that list.
 
     The fused implementation (one kernel per parameter instead of a dozen elementwise passes; the
@@ -126,68 +185,80 @@ def make_optimizer(model, settings: TrainSettings) -> tuple[torch.optim.Optimize
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
     no_decay = [p for p in trainable if p.ndim < 2]  # biases and norms: no weight decay
-    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     try:
-        optimizer = torch.optim.AdamW(groups, lr=settings.lr, fused=True)
+        optimizer = torch.optim.AdamW(groups, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):  # a device or dtype without a fused kernel
-        optimizer = torch.optim.AdamW(groups, lr=settings.lr)
+        optimizer = torch.optim.AdamW(groups, lr=lr)
     return optimizer, trainable
 
 
-def fit(model, train: Encoded, val: Encoded, ctx: RunContext, settings: TrainSettings, pad_id: int,
-        n_classes: int) -> None:
+def train_step(model, batch: dict, labels: torch.Tensor, optimizer, trainable: list[torch.Tensor], bf16: bool,
+               weights: torch.Tensor | None = None, scheduler=None) -> float:
+    """One optimizer step on one padded batch: forward under autocast, fp32 cross-entropy, backward,
+    gradient clipping, the update (and the schedule). Returns the loss."""
+    with autocast(labels.device.type, bf16):
+        logits = model(**batch).logits
+    loss = F.cross_entropy(logits.float(), labels, weight=weights)
+    loss.backward()
+    if MAX_GRAD_NORM:
+        torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def fast_dropout_on_cpu(model, ctx: RunContext) -> None:
+    """On the CPU, dropout masks drawn with numpy (bench/engine/dropout.py: torch's are slow there)."""
+    if ctx.device != "cpu":
+        return
+    modules, attention = use_fast_dropout(model)
+    if modules or attention:
+        ctx.tracker.log(f"dropout masks drawn with numpy on the CPU: {modules} dropout module(s)"
+                        + (" and the attention" if attention else ""))
+
+
+def fit(model, train: Encoded, val: Encoded, ctx: RunContext, p: TrainParams, pad_id: int) -> None:
     """Train in place; validate each epoch (ctx.tracker.epoch: the curve, and the tuning pruner);
     at the end load back the trainable weights of the best epoch by validation accuracy."""
     from transformers import get_linear_schedule_with_warmup
 
     device, bf16 = ctx.device, use_bf16(ctx.device, ctx.precision)
-    if device == "cpu":
-        modules, attention = use_fast_dropout(model)
-        if modules or attention:
-            ctx.tracker.log(f"dropout masks drawn with numpy on the CPU: {modules} dropout module(s)"
-                            + (" and the attention" if attention else ""))
+    fast_dropout_on_cpu(model, ctx)
     weights = None
-    if settings.class_weights:
+    if p.class_weights:
         weights = torch.tensor(ctx.data.class_weights(), dtype=torch.float32, device=device)
-    optimizer, trainable = make_optimizer(model, settings)
+    optimizer, trainable = make_optimizer(model, p.lr, p.weight_decay)
     lengths = train.lengths()
     budget_plan = None
-    if settings.max_tokens_per_batch:  # batch counts vary: draw every epoch's batches up front
+    if p.max_tokens_per_batch:  # batch counts vary: draw every epoch's batches up front
         budget_rng = np.random.default_rng(ctx.seed)
-        budget_plan = [token_budget_batches(lengths, settings.max_tokens_per_batch, budget_rng)
-                       for _ in range(settings.epochs)]
+        budget_plan = [token_budget_batches(lengths, p.max_tokens_per_batch, budget_rng) for _ in range(p.epochs)]
         steps = sum(len(b) for b in budget_plan)
-        ctx.tracker.log(f"token-budget batches: {steps} steps of <= {settings.max_tokens_per_batch} padded tokens")
+        ctx.tracker.log(f"token-budget batches: {steps} steps of <= {p.max_tokens_per_batch} padded tokens")
     else:
-        steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * steps), steps)
+        steps = p.epochs * math.ceil(len(train) / p.batch_size)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * steps), steps)
     rng = np.random.default_rng(ctx.seed)
     torch.manual_seed(ctx.seed)
-    best_key, best_state = None, None
+    best = BestEpoch(model)
     step = 0
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(1, p.epochs + 1):
         model.train()
         loss_sum, seen = 0.0, 0
         with ctx.tracker.phase("train"):
-            bar = ctx.tracker.progress(total=len(train), desc=f"epoch {epoch}/{settings.epochs}", unit="ex")
-            batches = budget_plan[epoch - 1] if budget_plan else train_batches(lengths, settings.batch_size, rng)
+            bar = ctx.tracker.progress(total=len(train), desc=f"epoch {epoch}/{p.epochs}", unit="ex")
+            batches = budget_plan[epoch - 1] if budget_plan else train_batches(lengths, p.batch_size, rng)
             for idx in batches:
                 batch = pad_batch([train.input_ids[i] for i in idx], pad_id, device)
                 labels = torch.as_tensor(train.labels[idx], device=device)
-                with autocast(device, bf16):
-                    logits = model(**batch).logits
-                loss = F.cross_entropy(logits.float(), labels, weight=weights)
-                loss.backward()
-                if settings.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                value = loss.item()
+                value = train_step(model, batch, labels, optimizer, trainable, bf16, weights, scheduler)
                 step += 1
                 if not math.isfinite(value):  # diverged: every later figure would be NaN too
                     bar.close()
-                    raise Diverged(value, step, epoch, settings.lr)
+                    raise Diverged(value, step, epoch, p.lr)
                 loss_sum += value * len(idx)
                 seen += len(idx)
                 ctx.tracker.count("train_examples", len(idx))
@@ -198,23 +269,12 @@ def fit(model, train: Encoded, val: Encoded, ctx: RunContext, settings: TrainSet
         entry = {"epoch": epoch, "train_loss": loss_sum / max(1, seen), "val_loss": None, "val_accuracy": None}
         if len(val):
             with ctx.tracker.phase("validate"):
-                pred, val_loss = predict(model, val, ctx, pad_id, settings.eval_batch_size,
-                                         desc="validating", weights=weights, count_as=None)
-            from sklearn.metrics import balanced_accuracy_score
-
-            entry.update(val_loss=val_loss, val_accuracy=float((pred == val.labels).mean()),
-                         val_balanced_accuracy=float(balanced_accuracy_score(val.labels, pred)))
-            key = (entry["val_accuracy"], -val_loss)
-            if best_key is None or key > best_key:
-                best_key = key
-                best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-                entry["best"] = True
+                pred, val_loss = predict(model, val, ctx, pad_id, desc="validating", weights=weights, count_as=None)
+            entry.update(validation_figures(val.labels, pred, val_loss))
+            best.offer(entry)
         ctx.tracker.epoch(entry)
-    if best_state is not None and settings.epochs > 1:
-        with torch.no_grad():
-            params = dict(model.named_parameters())
-            for n, v in best_state.items():
-                params[n].copy_(v)
+    if p.epochs > 1:
+        best.restore()
 
 
 def count_params(model) -> tuple[int, int]:

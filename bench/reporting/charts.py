@@ -18,6 +18,8 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from bench.reporting.label_placement import place_point_labels
+
 RC = {
     "svg.fonttype": "path",
     "svg.hashsalt": "ftbench-report",
@@ -77,6 +79,12 @@ def cost_scatter(points: list[dict[str, Any]], cost_label: str, log_x: bool, cha
 
     points: dicts with label, strategy, cost, accuracy, accuracy_std, pareto.
     """
+    return to_svg(cost_scatter_figure(points, cost_label, log_x, y_label), chart_id)
+
+
+def cost_scatter_figure(points: list[dict[str, Any]], cost_label: str, log_x: bool,
+                        y_label: str = "test accuracy") -> Figure:
+    """The figure of `cost_scatter`; its point labels never overlap (label_placement)."""
     colors = strategy_colors([p["strategy"] for p in points])
     shown = [p for p in points if not (math.isnan(p["cost"]) or math.isnan(p["accuracy"]))]
     with matplotlib.rc_context(RC):
@@ -88,8 +96,6 @@ def cost_scatter(points: list[dict[str, Any]], cost_label: str, log_x: bool, cha
                         markersize=10 if p["pareto"] else 8, capsize=3, zorder=3,
                         markeredgecolor=FRONT_COLOR if p["pareto"] else "white",
                         markeredgewidth=1.5 if p["pareto"] else 0.8)
-            ax.annotate(short(p["label"]), (p["cost"], p["accuracy"]), xytext=(6, 5),
-                        textcoords="offset points", fontsize=8)
         front = sorted((p for p in shown if p["pareto"]), key=lambda p: p["cost"])
         if front:
             ax.plot([p["cost"] for p in front], [p["accuracy"] for p in front], color=FRONT_COLOR,
@@ -100,7 +106,9 @@ def cost_scatter(points: list[dict[str, Any]], cost_label: str, log_x: bool, cha
         ax.margins(x=0.15, y=0.12)
         if log_x and shown:
             log_axis_with_zero(ax, [p["cost"] for p in shown])
-        return to_svg(fig, chart_id)
+        place_point_labels(ax, [(p["cost"], p["accuracy"], short(p["label"])) for p in shown],
+                           marker_radius_pt=6.5)
+        return fig
 
 
 def log_axis_with_zero(ax, costs: list[float]) -> None:
@@ -141,10 +149,16 @@ def before_after_bars(groups: list[dict[str, Any]], chart_id: str) -> str:
 
 
 def training_curves(curves: list[dict[str, Any]], chart_id: str) -> str:
-    """Train loss, val loss and val accuracy per epoch, one line per strategy (mean over seeds).
+    """Train loss, val loss and val accuracy per epoch, one line per strategy (mean over seeds). A
+    strategy that trains one epoch has no curve to draw: it is one diamond per panel, its legend entry
+    saying so.
 
     curves: dicts with label, strategy and frame (columns epoch, train_loss, val_loss, val_accuracy).
     """
+    return to_svg(training_curves_figure(curves), chart_id)
+
+
+def training_curves_figure(curves: list[dict[str, Any]]) -> Figure:
     colors = strategy_colors([c["strategy"] for c in curves])
     panels = [("train_loss", "train loss"), ("val_loss", "validation loss"), ("val_accuracy", "validation accuracy")]
     with matplotlib.rc_context(RC):
@@ -156,15 +170,17 @@ def training_curves(curves: list[dict[str, Any]], chart_id: str) -> str:
             style = linestyles[seen.get(curve["strategy"], 0) % len(linestyles)]
             seen[curve["strategy"]] = seen.get(curve["strategy"], 0) + 1
             frame = curve["frame"]
+            single = len(frame) == 1
+            label = short(curve["label"]) + (" (1 epoch: a point)" if single else "")
             for ax, (key, _) in zip(axes, panels):
-                ax.plot(frame["epoch"], frame[key], marker="o", markersize=4, linestyle=style,
-                        color=colors[curve["strategy"]], label=short(curve["label"]))
+                ax.plot(frame["epoch"], frame[key], marker="D" if single else "o", markersize=7 if single else 4,
+                        linestyle="none" if single else style, color=colors[curve["strategy"]], label=label)
         for ax, (_, title) in zip(axes, panels):
             ax.set_title(title)
             ax.set_xlabel("epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
         axes[0].legend(fontsize=8)
-        return to_svg(fig, chart_id)
+        return fig
 
 
 def size_curves(lines: list[dict[str, Any]], metric: str, x_label: str, chart_id: str) -> str:

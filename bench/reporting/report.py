@@ -20,8 +20,10 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from bench.reporting import charts, report_trust, summary, summary_tuning
+from bench.reporting import charts, details, report_trust, summary, summary_tuning
+from bench.reporting.formats import missing, fmt_mean_std, fmt_score, fmt_count, fmt_seconds, fmt_mb, fmt_rate, fmt_params, sort_value
 from bench.core.errors import BenchError
+from bench.core.record import Record
 from bench.core.records import iter_records
 from bench.core.secrets import mask_secrets
 
@@ -52,7 +54,7 @@ def template():
     return env.get_template("report.html.j2")
 
 
-def report_context(results_dir: Path, records: list[dict], runs: pd.DataFrame, table: pd.DataFrame) -> dict:
+def report_context(results_dir: Path, records: list[Record], runs: pd.DataFrame, table: pd.DataFrame) -> dict:
     labels = group_labeler(table)
     return {
         "results_dir": str(results_dir),
@@ -67,7 +69,7 @@ def report_context(results_dir: Path, records: list[dict], runs: pd.DataFrame, t
         "curves": guarded(curves_section, runs, labels),
         "per_class": guarded(per_class_section, runs, labels),
         "runs": guarded(runs_section, records, runs),
-        "environment": guarded(summary.environment_values, records),
+        "environment": guarded(details.environment_values, records),
         "tuning": guarded(tuning_section, runs),
     }
 
@@ -78,54 +80,6 @@ def guarded(build: Callable, *args: Any) -> dict[str, Any]:
         return {"error": None, "data": build(*args)}
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "data": None}
-
-
-# ---------------------------------------------------------------- number formatting
-
-def missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def fmt_mean_std(mean: float, std: float, fmt: Callable[[float], str]) -> str:
-    """"0.931 ± 0.004"; the bare value for one seed; "—" when absent (never "nan")."""
-    if missing(mean):
-        return "—"
-    return fmt(mean) if missing(std) else f"{fmt(mean)} ± {fmt(std)}"
-
-
-def fmt_score(x: float) -> str:
-    return f"{x:.3f}"
-
-
-def fmt_count(n: float) -> str:
-    """1.2M, 350.0k, 0."""
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f}{suffix}"
-    return f"{n:.0f}"
-
-
-def fmt_seconds(s: float) -> str:
-    return f"{s:,.0f} s" if s >= 100 else f"{s:.1f} s"
-
-
-def fmt_mb(mb: float) -> str:
-    return f"{mb:,.0f} MB"
-
-
-def fmt_rate(x: float) -> str:
-    return f"{x:,.0f}/s" if x >= 100 else f"{x:.1f}/s"
-
-
-def fmt_params(trainable: float, pct: float) -> str:
-    if missing(trainable):
-        return "—"
-    return fmt_count(trainable) + ("" if missing(pct) else f" ({pct:.2g}%)" if pct < 1 else f" ({pct:.0f}%)")
-
-
-def sort_value(value: Any) -> str:
-    """The data-value a header click sorts on: the raw number, or "" (sorted last) when absent."""
-    return "" if missing(value) else repr(float(value))
 
 
 # ---------------------------------------------------------------- labels
@@ -300,9 +254,9 @@ def before_after_section(table: pd.DataFrame, runs: pd.DataFrame, labels: Callab
 
 def curves_section(runs: pd.DataFrame, labels: Callable) -> dict[str, Any]:
     curves, without = [], []
-    for key, group in summary.group_runs(runs):
+    for key, group in details.group_runs(runs):
         row = dict(zip(summary.GROUP_KEYS, key))
-        frame = summary.mean_history(group["history"])
+        frame = details.mean_history(group["history"])
         if frame.empty or frame[summary.CURVE_KEYS].isna().all().all():
             without.append(labels(row))
         else:
@@ -327,16 +281,16 @@ def per_class_section(runs: pd.DataFrame, labels: Callable) -> list[dict[str, An
     """Per dataset: a per-class F1 table (rows = groups) and each group's confusion matrix summed
     over seeds."""
     by_dataset: dict[str, dict[str, Any]] = {}
-    for key, group in summary.group_runs(runs):
+    for key, group in details.group_runs(runs):
         row = dict(zip(summary.GROUP_KEYS, key))
         class_names = next((l for l in group["labels"] if l), [])
         section = by_dataset.setdefault(row["dataset"], {"dataset": row["dataset"], "labels": class_names,
                                                          "f1_rows": [], "confusions": []})
         class_names = section["labels"]
-        f1 = summary.mean_per_class_f1(group["metrics"], class_names)
+        f1 = details.mean_per_class_f1(group["metrics"], class_names)
         section["f1_rows"].append({"label": labels(row), "cells": [
             {"text": cost_text(v, fmt_score), "style": shade(v)} for v in f1]})
-        matrix = summary.confusion_total(group["metrics"], len(class_names))
+        matrix = details.confusion_total(group["metrics"], len(class_names))
         section["confusions"].append({"label": labels(row), "n_seeds": len(group),
                                       "rows": confusion_rows(matrix, class_names) if matrix else None})
     return [by_dataset[k] for k in sorted(by_dataset)]
@@ -353,22 +307,23 @@ def confusion_rows(matrix: list[list[int]], class_names: list[str]) -> list[dict
 
 # ---------------------------------------------------------------- 6. runs
 
-def runs_section(records: list[dict], runs: pd.DataFrame) -> dict[str, Any]:
+def runs_section(records: list[Record], runs: pd.DataFrame) -> dict[str, Any]:
     rows = [run_row(rec, run) for rec, (_, run) in zip(records, runs.iterrows())]
     rows.sort(key=lambda r: r["order"])
     not_finished = [r for r in rows if r["status"] in NOT_FINISHED]
     return {"rows": rows, "not_finished": not_finished}
 
 
-def run_row(record: dict, run: pd.Series) -> dict[str, Any]:
+def run_row(record: Record, run: pd.Series) -> dict[str, Any]:
     # Text comes from the record itself: pandas turns a None among strings into NaN.
     split = run["eval_split"]
-    study = record.get("study") if isinstance(record.get("study"), dict) else {}
-    if study.get("name") is not None:
-        split = f"{split} · trial {study.get('trial')} of {study.get('name')}"
-    error = record.get("error")
-    details = {k: record.get(k) for k in ("config", "env", "model", "dataset", "cost", "started_at", "finished_at")}
-    seed = record.get("seed")
+    if record.study is not None and record.study.name is not None:
+        split = f"{split} · trial {record.study.trial} of {record.study.name}"
+    error = record.error
+    whole = record.to_dict()
+    details = {k: whole.get(k) for k in ("config", "env", "model", "dataset", "cost", "warnings", "started_at",
+                                         "finished_at")}
+    seed = record.seed
     return {
         "order": (bool(run["is_trial"]), run["strategy"], run["model"], run["dataset"], str(run["study"]),
                   summary.number(run["trial"]) if run["is_trial"] else summary.number(seed), run["run_id"]),

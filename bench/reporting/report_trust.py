@@ -11,6 +11,7 @@ from typing import Any, Callable
 import pandas as pd
 from markupsafe import Markup
 
+from bench.core.record import Record
 from bench.reporting import charts, summary
 from bench.reporting.comparisons import comparison_blocks, fmt_p
 
@@ -25,14 +26,14 @@ def fmt_interval(low: float, high: float) -> str:
 
 # ---------------------------------------------------------------- the data
 
-def data_section(records: list[dict], runs: pd.DataFrame) -> list[dict[str, Any]]:
+def data_section(records: list[Record], runs: pd.DataFrame) -> list[dict[str, Any]]:
     """Per dataset and split: the mode, rows per class in train/val/test, and the headline figure."""
     headline = summary.headline_metrics(runs)
     seen: dict[tuple, dict[str, Any]] = {}
     for rec in records:
-        dataset = summary.name_of(rec.get("dataset"))
-        how = summary.dig(rec, "dataset", "split") or {}
-        counts = summary.dig(rec, "dataset", "class_counts")
+        dataset = summary.name_of(rec.dataset.name)
+        how = rec.dataset.split or {}
+        counts = rec.dataset.class_counts
         if not isinstance(counts, dict) or not isinstance(how, dict):
             continue
         # seeds that drew the same rows per class share one table

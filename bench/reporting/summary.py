@@ -2,21 +2,21 @@
 dataset) as mean ± std over seeds, the Pareto front, per-epoch curves, per-class F1, confusion
 totals and environment values (tuning trials: bench/reporting/summary_tuning.py).
 
-Every reader of a record goes through `dig`/`number`, so a record with missing, null or oddly
-typed keys yields NaN/None for those figures instead of crashing the report.
+Records arrive typed (bench/core/record.py: a field of the wrong type is already None there); the
+free-form parts (per-class figures, intervals, history entries) go through `dig`/`number`, so
+missing or odd values yield NaN/None instead of crashing the report.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from bench.core.records import train_seconds
+from bench.core.record import Record
 
 GROUP_KEYS = ["strategy", "model", "dataset", "train_size", "variant"]
 QUALITY = ["accuracy", "balanced_accuracy", "macro_f1"]
@@ -82,26 +82,16 @@ def name_of(value: Any) -> str:
     return str(value)
 
 
-def labels_of(record: dict) -> list[str]:
-    labels = dig(record, "dataset", "labels")
-    if isinstance(labels, list) and labels:
-        return [str(x) for x in labels]
-    per_class = dig(record, "metrics", "per_class")
+def as_record(value: "Record | dict") -> Record:
+    """A Record; a dict (a test's fixture, a notebook's JSON) is read through Record.from_dict."""
+    return value if isinstance(value, Record) else Record.from_dict(value)
+
+
+def labels_of(record: Record) -> list[str]:
+    if record.dataset.labels:
+        return [str(x) for x in record.dataset.labels]
+    per_class = record.metrics.per_class if record.metrics else None
     return [str(x) for x in per_class] if isinstance(per_class, dict) else []
-
-
-def headline_memory(cost: Any) -> tuple[float, str | None]:
-    """(MB, key) of the record's headline memory figure; GPU allocated before RSS when unnamed."""
-    if not isinstance(cost, dict):
-        return math.nan, None
-    named = cost.get("headline_memory")
-    keys = [named] if isinstance(named, str) else []
-    keys += ["peak_gpu_allocated_mb", "peak_rss_mb", "peak_gpu_reserved_mb"]
-    for key in keys:
-        value = number(cost.get(key))
-        if not math.isnan(value):
-            return value, key
-    return math.nan, None
 
 
 def params_key(params: Any) -> str:
@@ -110,62 +100,62 @@ def params_key(params: Any) -> str:
 
 # ---------------------------------------------------------------- one flat row per run
 
-def is_trial(record: dict) -> bool:
+def is_trial(record: Record) -> bool:
     """Tuning trials (a study block, or a non-test eval split) never enter the summary."""
-    split = record.get("eval_split")
-    return isinstance(record.get("study"), dict) or (split is not None and split != "test")
+    return record.study is not None or record.eval_split != "test"
 
 
-def flatten(record: dict) -> dict[str, Any]:
-    """The figures the report uses from one record. Never raises on a dict."""
-    cost = record.get("cost")
-    memory_mb, memory_key = headline_memory(cost)
-    study = record.get("study") if isinstance(record.get("study"), dict) else {}
-    params = record.get("params") if isinstance(record.get("params"), dict) else {}
-    error = record.get("error")
+def flatten(record: "Record | dict") -> dict[str, Any]:
+    """The figures the report uses from one record."""
+    record = as_record(record)
+    cost = record.cost
+    memory_mb, memory_key = cost.headline_memory_mb() if cost else (None, None)
+    study = record.study
     # a model with random weights (random:NAME) measures time and memory; its accuracy is no result
-    random_weights = dig(record, "model", "random_weights") is True
-    scored = {} if random_weights else record
+    scored = not record.random_weights
+    metrics = record.metrics if scored and record.metrics else None
+    baseline = record.baseline if scored else None
     return {
-        "run_id": str(record.get("run_id", "?")),
-        "status": str(record.get("status", "?")),
-        "error": None if error is None else str(error),
-        "strategy": name_of(record.get("strategy")),
-        "model": name_of(record.get("model")),
-        "dataset": name_of(record.get("dataset")),
-        "seed": record.get("seed"),
-        "eval_split": record.get("eval_split") or "test",
+        "run_id": record.run_id,
+        "status": record.status,
+        "error": record.error,
+        "strategy": name_of(record.strategy),
+        "model": name_of(record.model.name),
+        "dataset": name_of(record.dataset.name),
+        "seed": record.seed,
+        "eval_split": record.eval_split or "test",
         "is_trial": is_trial(record),
-        "study": study.get("name"),
-        "trial": study.get("trial"),
-        "trial_state": study.get("state"),
-        "objective": study.get("objective") or "balanced_accuracy",
-        "params": params,
-        "params_key": params_key(params),
+        "study": study.name if study else None,
+        "trial": study.trial if study else None,
+        "trial_state": study.state if study else None,
+        "objective": (study.objective if study else None) or "balanced_accuracy",
+        "params": record.params,
+        "params_key": params_key(record.params),
         "labels": labels_of(record),
-        "random_weights": random_weights,
-        "accuracy": number(dig(scored, "metrics", "accuracy")),
-        "balanced_accuracy": number(dig(scored, "metrics", "balanced_accuracy")),
-        "macro_f1": number(dig(scored, "metrics", "macro_f1")),
-        "baseline_accuracy": number(dig(scored, "baseline", "accuracy")),
-        "majority_accuracy": number(dig(record, "majority_baseline", "accuracy")),
-        "majority_balanced_accuracy": number(dig(record, "majority_baseline", "balanced_accuracy")),
-        **{f"{m}_ci": interval(dig(scored, "metrics", "ci", m)) for m in QUALITY},
-        "train_size": size_label(record.get("train_size")),
+        "random_weights": record.random_weights,
+        "accuracy": number(metrics.accuracy if metrics else None),
+        "balanced_accuracy": number(metrics.balanced_accuracy if metrics else None),
+        "macro_f1": number(metrics.macro_f1 if metrics else None),
+        "baseline_accuracy": number(baseline.accuracy if baseline else None),
+        "majority_accuracy": number(record.majority_baseline.accuracy if record.majority_baseline else None),
+        "majority_balanced_accuracy": number(record.majority_baseline.balanced_accuracy
+                                             if record.majority_baseline else None),
+        **{f"{m}_ci": interval(dig(metrics.ci if metrics else None, m)) for m in QUALITY},
+        "train_size": size_label(record.train_size),
         "test_counts": test_counts(record),
-        "truth": int_list(scored.get("truth")),  # no predictions: out of the significance tests too
-        "predictions": int_list(scored.get("predictions")),
+        "truth": int_list(record.truth) if scored else None,  # no predictions: out of the significance tests too
+        "predictions": int_list(record.predictions) if scored else None,
         "eval_key": eval_key(record),
-        "metrics": scored.get("metrics") if isinstance(scored.get("metrics"), dict) else {},
-        "history": scored.get("history") if isinstance(scored.get("history"), list) else [],
-        "trainable_params": number(dig(cost, "trainable_params")),
-        "total_params": number(dig(cost, "total_params")),
-        "memory_mb": memory_mb,
-        "memory_kind": memory_key,
-        "train_time_s": number(train_seconds(cost if isinstance(cost, dict) else None)),
-        "total_time_s": number(dig(cost, "time_s", "total")),
-        "train_examples_per_s": number(dig(cost, "train_examples_per_s")),
-        "finished_at": record.get("finished_at"),
+        "metrics": metrics.to_dict() if metrics else {},
+        "history": record.history if scored else [],
+        "trainable_params": number(cost.trainable_params if cost else None),
+        "total_params": number(cost.total_params if cost else None),
+        "memory_mb": number(memory_mb),
+        "memory_kind": memory_key if memory_mb is not None else None,
+        "train_time_s": number(cost.train_seconds() if cost else None),
+        "total_time_s": number(dig(cost.time_s, "total") if cost else None),
+        "train_examples_per_s": number(cost.train_examples_per_s if cost else None),
+        "finished_at": record.finished_at,
     }
 
 
@@ -194,17 +184,17 @@ def int_list(value: Any) -> list[int] | None:
     return None
 
 
-def eval_key(record: dict) -> str | None:
+def eval_key(record: Record) -> str | None:
     """Which rows a run was evaluated on (its split's row ids): runs pair up only on equal keys."""
-    ids = dig(record, "dataset", "split_ids", record.get("eval_split") or "test")
+    ids = dig(record.dataset.split_ids, record.eval_split or "test")
     return json.dumps(ids) if isinstance(ids, list) and ids else None
 
 
-def test_counts(record: dict) -> dict[str, int]:
+def test_counts(record: Record) -> dict[str, int]:
     """Rows per class in the evaluated split: the record's class counts, else the per-class supports."""
-    counts = dig(record, "dataset", "class_counts", record.get("eval_split") or "test")
+    counts = dig(record.dataset.class_counts, record.eval_split or "test")
     if not isinstance(counts, dict):
-        per_class = dig(record, "metrics", "per_class")
+        per_class = record.metrics.per_class if record.metrics else None
         counts = {k: dig(v, "support") for k, v in per_class.items()} if isinstance(per_class, dict) else {}
     return {str(k): int(v) for k, v in counts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
@@ -224,25 +214,22 @@ def headline_metrics(runs: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def dedupe(records: Iterable[dict]) -> list[dict]:
+def dedupe(records: Iterable["Record | dict"]) -> list[Record]:
     """One record per run (the last one read wins): a copy of a results folder inside another must
     not double-count seeds. Trials are keyed by (study, trial number), since two trials may share
     a configuration."""
-    latest: dict[Any, dict] = {}
-    for rec in records:
-        if not isinstance(rec, dict):
-            continue
-        study = rec.get("study")
-        if isinstance(study, dict) and study.get("trial") is not None:
-            key = ("trial", str(study.get("name")), str(study.get("trial")))
+    latest: dict[Any, Record] = {}
+    for rec in map(as_record, records):
+        if rec.study is not None and rec.study.trial is not None:
+            key = ("trial", str(rec.study.name), str(rec.study.trial))
         else:
-            key = ("run", str(rec.get("run_id")))
+            key = ("run", rec.run_id)
         latest.pop(key, None)
         latest[key] = rec
     return list(latest.values())
 
 
-def runs_frame(records: Iterable[dict]) -> pd.DataFrame:
+def runs_frame(records: Iterable["Record | dict"]) -> pd.DataFrame:
     rows = [flatten(rec) for rec in dedupe(records)]
     frame = pd.DataFrame(rows)
     frame["variant"] = variants(frame)
@@ -367,64 +354,3 @@ def add_pareto_columns(table: pd.DataFrame) -> pd.DataFrame:
             column.loc[group.index] = front
         table[f"pareto_{cost}"] = column
     return table
-
-
-# ---------------------------------------------------------------- per-group details
-
-def group_runs(runs: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
-    """(group key, its counted runs) in summary order."""
-    counted = runs[summary_mask(runs)]
-    return [(key, group) for key, group in counted.groupby(GROUP_KEYS, sort=True)]
-
-
-def mean_history(histories: Iterable[list]) -> pd.DataFrame:
-    """Per-epoch mean over seeds of train_loss, val_loss, val_accuracy (NaN where none reported)."""
-    rows = []
-    for history in histories:
-        for entry in history or []:
-            epoch = number(dig(entry, "epoch"))
-            if not math.isnan(epoch):
-                rows.append({"epoch": epoch, **{k: number(dig(entry, k)) for k in CURVE_KEYS}})
-    if not rows:
-        return pd.DataFrame(columns=["epoch"] + CURVE_KEYS)
-    return pd.DataFrame(rows).groupby("epoch", as_index=False).mean().sort_values("epoch")
-
-
-def mean_per_class_f1(metrics_blocks: Iterable[dict], labels: list[str]) -> list[float]:
-    """Mean F1 per label over seeds, in `labels` order (NaN for a label no record reports)."""
-    values: dict[str, list[float]] = {label: [] for label in labels}
-    for block in metrics_blocks:
-        per_class = dig(block, "per_class")
-        for label in labels:
-            f1 = number(dig(per_class, label, "f1"))
-            if not math.isnan(f1):
-                values[label].append(f1)
-    return [float(np.mean(v)) if v else math.nan for v in values.values()]
-
-
-def confusion_total(metrics_blocks: Iterable[dict], n_labels: int) -> list[list[int]] | None:
-    """Confusion matrices summed over seeds; matrices of the wrong shape are left out."""
-    total = None
-    for block in metrics_blocks:
-        try:
-            matrix = np.asarray(dig(block, "confusion"), dtype=float)
-        except (TypeError, ValueError):
-            continue
-        if matrix.shape != (n_labels, n_labels) or np.isnan(matrix).any():
-            continue
-        total = matrix if total is None else total + matrix
-    return None if total is None else total.astype(int).tolist()
-
-
-def environment_values(records: Iterable[dict]) -> list[tuple[str, list[tuple[str, int]]]]:
-    """(env key, [(distinct value, number of runs)]) with the well-known keys first."""
-    counts: dict[str, Counter] = {}
-    for rec in records:
-        env = rec.get("env")
-        if not isinstance(env, dict):
-            continue
-        for key, value in env.items():
-            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-            counts.setdefault(str(key), Counter())[text] += 1
-    order = [k for k in ENV_KEYS if k in counts] + sorted(k for k in counts if k not in ENV_KEYS)
-    return [(key, sorted(counts[key].items(), key=lambda kv: (-kv[1], kv[0]))) for key in order]

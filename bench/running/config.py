@@ -25,6 +25,18 @@ def default_run() -> list[str]:
 FALLBACK_PER_CLASS = (60, 20, 40)
 
 
+def legacy_options_identity(options: dict) -> dict:
+    """Dataset options as run ids hashed them before sources owned their options (2026-11-23): a
+    top-level `ag_news_dir` key, null for every other dataset. Kept so that records written
+    before still match (and skip) their runs; the `dir` option is the only one that existed."""
+    ident = dict(options)
+    source = dict(ident.pop("source", None) or {})
+    ident["ag_news_dir"] = source.pop("dir", ident.get("ag_news_dir"))
+    if source:
+        ident["source"] = source
+    return ident
+
+
 @dataclass
 class RunSpec:
     """Everything one run depends on; the worker process gets exactly this."""
@@ -40,7 +52,7 @@ class RunSpec:
     device: str
     precision: str = "auto"
     eval_split: str = "test"
-    study: dict | None = None  # tuning: {"name", "storage", "trial", "trial_id"}
+    study: dict | None = None  # tuning: {"name", "trial", "objective", "objectives", "pruner"}
     split: str = ""  # "stratified:0.8,0.1,0.1" or "official"; empty: per-class with `per_class`
     max_rows: int | None = None  # cap on the pool, class shares kept (stratified, official)
     train_size: int | float | None = None  # rows per class (or fraction) kept of the train split
@@ -54,6 +66,7 @@ class RunSpec:
     def identity(self) -> dict:
         ident = {k: v for k, v in dataclasses.asdict(self).items()
                  if k != "study" and not (k in self.LATER_FIELDS and v in ("", None))}
+        ident["dataset_options"] = legacy_options_identity(self.dataset_options)
         if self.study:  # two trials with equal params are still two runs
             ident["study"] = {"name": self.study["name"], "trial": self.study["trial"]}
         return ident
@@ -77,7 +90,7 @@ class Experiment:
     dataset: str = "bbc-news"
     text_cols: list[str] = field(default_factory=list)
     label_col: str | None = None
-    ag_news_dir: str | None = None
+    data_opts: dict[str, str] = field(default_factory=dict)  # the dataset source's own options (--data-opt)
     per_class: list[int] | str | None = None  # "TRAIN,VAL,TEST" or a list; None: the dataset's default
     split: str | None = None  # per-class:T,V,E | stratified:F,F,F | official (bench/data/splits.py)
     max_rows: int | None = None
@@ -196,6 +209,17 @@ def coerce_params(strategy, overrides: dict) -> dict:
     from bench.core.params import validate_params
 
     return validate_params(strategy, overrides)
+
+
+def parse_data_opts(flags: list[str] | None) -> dict[str, str]:
+    """--data-opt NAME=VALUE (repeatable): the dataset source's own options, kept as text."""
+    out: dict[str, str] = {}
+    for flag in flags or []:
+        name, sep, value = flag.partition("=")
+        if not sep or not name.strip():
+            raise BenchError(f"--data-opt {flag!r}: use NAME=VALUE, e.g. --data-opt dir=../shared/data/ag_news")
+        out[name.strip()] = value
+    return out
 
 
 def parse_param_flags(flags: list[str]) -> dict[str, dict]:

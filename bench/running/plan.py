@@ -6,14 +6,17 @@ from __future__ import annotations
 from bench.running.config import FALLBACK_PER_CLASS, Experiment, RunSpec, coerce_params
 from bench.data.task import prepare
 from bench.data.splits import SplitSpec, parse_per_class, parse_split, parse_train_sizes
-from bench.data.sources import DatasetOptions, load_raw, source_for
+from bench.data.sources import DatasetOptions, check_options, load_raw, source_for
 from bench.engine.device import resolve_device
 from bench.core.errors import BenchError
 from bench.engine.models import resolve_model
 
 
 def dataset_options(exp: Experiment) -> DatasetOptions:
-    return DatasetOptions(list(exp.text_cols), exp.label_col, exp.ag_news_dir, exp.split_col)
+    """The experiment's dataset options, the source's own checked against what it takes."""
+    options = DatasetOptions(list(exp.text_cols), exp.label_col, exp.split_col, dict(exp.data_opts))
+    check_options(exp.dataset, options)
+    return options
 
 
 def per_class_for(exp: Experiment) -> tuple[int, int, int]:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from bench.running.claims import Claim
 from bench.running.config import RunSpec
 from bench.core.errors import BenchError
 from bench.running.memwatch import MemoryWatch
+from bench.core.record import Record
 from bench.core.records import is_done, read_record, record_path, write_record
 from bench.running.worker import EXIT_RECORD_UNWRITABLE, base_record, signal_words
 
@@ -38,7 +40,7 @@ class ResultsUnwritable(BenchError):
 class Outcome:
     spec: RunSpec
     status: str  # ok | failed | oom | cancelled | pruned | skipped
-    record: dict | None
+    record: Record | None
     seconds: float
 
 
@@ -70,9 +72,33 @@ def worker_env(quiet: bool, extra: dict | None = None) -> dict:
     return env
 
 
-def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_env: dict | None = None) -> Outcome:
+class StopFlag:
+    """Set by the main thread on Ctrl-C or SIGTERM, so runs that other threads wait on (`bench tune
+    --workers N`) are cancelled as the main thread's own run would be."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signum: int = signal.SIGINT
+
+    def set(self, signum: int = signal.SIGINT) -> None:
+        self.signum = signum
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+class _StopRequested(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_env: dict | None = None,
+            stop: StopFlag | None = None) -> Outcome:
     """Start the worker process and wait; write the record ourselves when it died without one.
-    `secret_env` reaches the worker as environment variables only (never a file, never a record)."""
+    `secret_env` reaches the worker as environment variables only (never a file, never a record).
+    `stop`, once set, cancels the run as Ctrl-C does (for a run waited on outside the main thread)."""
     out = record_path(results_dir, spec.run_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = read_record(out)
@@ -87,7 +113,7 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
             proc.stdin.flush()  # kept open: its EOF tells the worker we are gone
         except BrokenPipeError:  # the worker died at once; its exit code says why
             pass
-        code = _wait(proc, watch)
+        code = _wait(proc, watch, stop=stop)
     except KeyboardInterrupt as exc:  # Ctrl-C (the worker got it too) or SIGTERM (it did not): let it record
         interrupted = getattr(exc, "signum", signal.SIGINT)
         try:
@@ -104,7 +130,7 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
         except OSError:
             pass
     rec = read_record(out)
-    fresh = rec is not None and rec != previous and rec.get("run_id") == spec.run_id
+    fresh = rec is not None and rec != previous and rec.run_id == spec.run_id
     if not fresh:
         if interrupted:
             status, why = "cancelled", f"{signal_words(interrupted)} during the run"
@@ -121,18 +147,21 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
             raise ResultsUnwritable(f"cannot write the record of {spec.label()} to {out} ({exc.strerror or exc}); "
                                     "the results folder is full or read-only: free space or pass --results-dir "
                                     "with a writable folder, then rerun (finished runs are skipped)") from None
-    outcome = Outcome(spec, rec["status"], rec, time.perf_counter() - t0)
+    outcome = Outcome(spec, rec.status, rec, time.perf_counter() - t0)
     if interrupted:
         raise Interrupted(outcome, interrupted)
     return outcome
 
 
-def _wait(proc: subprocess.Popen, watch: MemoryWatch, deadline: float | None = None) -> int:
+def _wait(proc: subprocess.Popen, watch: MemoryWatch, deadline: float | None = None,
+          stop: StopFlag | None = None) -> int:
     """The worker's exit code, sampling its memory meanwhile; killed at `deadline`."""
     while True:
         try:
             return proc.wait(timeout=SAMPLE_S)
         except subprocess.TimeoutExpired:
+            if stop is not None and stop.is_set():
+                raise _StopRequested(stop.signum) from None
             watch.sample()
             if deadline is not None and time.monotonic() > deadline:
                 proc.kill()
@@ -146,25 +175,26 @@ class Interrupted(KeyboardInterrupt):
 
 
 def describe(o: Outcome) -> str:
+    """The run's outcome in one line of the log."""
     if o.status == "skipped":
         return "skipped (an ok record exists; --force reruns it)"
-    rec = o.record or {}
+    rec = o.record
+    if rec is None:
+        return o.status
     if o.status != "ok":
-        return f"{o.status.upper()}: {rec.get('error')}"
-    try:
-        m, c = rec["metrics"], rec.get("cost") or {}
-        if (rec.get("model") or {}).get("random_weights"):
-            return (f"ok  random weights: time and memory only, {c['time_s']['total']:.0f} s, "
-                    f"peak RSS {c['peak_rss_mb']:.0f} MB, trainable {c['trainable_params']:,}")
-        base = rec.get("baseline")
-        before = f" (untrained {base['accuracy']:.3f})" if isinstance(base, dict) else ""
-        ci = (m.get("ci") or {}).get("accuracy")
-        interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
-        return (f"ok  accuracy {m['accuracy']:.3f}{interval}{before}, balanced {m['balanced_accuracy']:.3f}, "
-                f"{c['time_s']['total']:.0f} s, peak RSS {c['peak_rss_mb']:.0f} MB, "
-                f"trainable {c['trainable_params']:,}")
-    except (KeyError, TypeError, ValueError):  # an odd record by another hand: still one line
+        return f"{o.status.upper()}: {rec.error}"
+    m, c = rec.metrics, rec.cost
+    if m is None or c is None or None in (m.accuracy, m.balanced_accuracy):
         return "ok (its record lacks some figures)"
+    total, rss = c.time_s.get("total"), c.peak_rss_mb
+    cost = (f"{total:.0f} s, " if isinstance(total, (int, float)) else "") + (
+        f"peak RSS {rss:.0f} MB, " if rss is not None else "") + f"trainable {c.trainable_params or 0:,}"
+    if rec.random_weights:
+        return f"ok  random weights: time and memory only, {cost}"
+    before = f" (untrained {rec.baseline.accuracy:.3f})" if rec.baseline and rec.baseline.accuracy is not None else ""
+    ci = (m.ci or {}).get("accuracy")
+    interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
+    return f"ok  accuracy {m.accuracy:.3f}{interval}{before}, balanced {m.balanced_accuracy:.3f}, {cost}"
 
 
 def run_matrix(specs: list[RunSpec], results_dir: str | Path, force: bool = False,
@@ -212,7 +242,7 @@ def _skipped(spec: RunSpec, results_dir, head: str, log, why: str | None = None)
 def _run_claimed(spec: RunSpec, results_dir, head: str, quiet: bool, log, force: bool, started: float) -> Outcome:
     """Run a claimed spec, unless another process finished it meanwhile (its ok record is newer than us)."""
     rec = read_record(record_path(results_dir, spec.run_id))
-    if rec is not None and rec.get("status") == "ok" and (not force or _written_after(results_dir, spec, started)):
+    if rec is not None and rec.status == "ok" and (not force or _written_after(results_dir, spec, started)):
         return _skipped(spec, results_dir, head, log, "skipped (done by another bench process meanwhile)"
                         if _written_after(results_dir, spec, started) else None)
     log(f"{head} ...")

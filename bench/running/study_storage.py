@@ -88,10 +88,17 @@ def make_sampler():
     return optuna.samplers.TPESampler(seed=None, n_startup_trials=N_STARTUP_TRIALS)
 
 
+def trial_id_of(storage, study_name: str, number: int) -> int:
+    """The storage's id of trial `number` of a study, through the storage's public methods."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
+
+
 def epoch_reporter(study_info: dict, epochs: int | None = None) -> Callable[[dict], None] | None:
     """In the worker: report each epoch's validation balanced accuracy to this run's trial (the same
-    storage and trial the parent asked for) and raise Pruned when the pruner says so -- except at the
-    last of `epochs`: pruning there would save no work and only throw a finished trial's value away."""
+    storage, study and trial number the parent asked for) and raise Pruned when the pruner says so --
+    except at the last of `epochs`: pruning there would save no work and only throw a finished
+    trial's value away. Optuna's public API only: the storage records the value, the pruner judges
+    the stored trial (what `Trial.report` and `Trial.should_prune` do inside optimize())."""
     if study_info.get("pruner", "none") == "none":
         return None
     import optuna
@@ -100,18 +107,20 @@ def epoch_reporter(study_info: dict, epochs: int | None = None) -> Callable[[dic
     url = study_info.get("storage") or os.environ.get(STORAGE_ENV)
     if not url:
         raise BenchError(f"a tuning trial's worker needs the Optuna storage URL in ${STORAGE_ENV}")
-    study = optuna.load_study(study_name=study_info["name"], storage=open_storage(url),
+    storage = open_storage(url)
+    pruner = make_pruner(study_info["pruner"])
+    study = optuna.load_study(study_name=study_info["name"], storage=storage,
                               sampler=optuna.samplers.RandomSampler(),  # never samples here
-                              pruner=make_pruner(study_info["pruner"]))
-    trial = optuna.trial.Trial(study, study_info["trial_id"])
+                              pruner=pruner)
+    trial_id = trial_id_of(storage, study_info["name"], int(study_info["trial"]))
 
     def on_epoch(entry: dict) -> None:
         value = entry.get("val_balanced_accuracy")
         if value is None:  # no validation figures this epoch: nothing to judge
             return
         epoch = int(entry["epoch"])
-        trial.report(float(value), step=epoch)
-        if (epochs is None or epoch < int(epochs)) and trial.should_prune():
+        storage.set_trial_intermediate_value(trial_id, epoch, float(value))
+        if (epochs is None or epoch < int(epochs)) and pruner.prune(study, storage.get_trial(trial_id)):
             raise Pruned(f"pruned at epoch {epoch}: validation balanced accuracy {float(value):.3f} "
                          "is below the median of earlier trials at that epoch")
 

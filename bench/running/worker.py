@@ -21,7 +21,9 @@ import traceback
 
 from bench.running.config import RunSpec
 from bench.core.errors import BenchError, Pruned
-from bench.core.records import SCHEMA, write_record
+from bench.core.plugins import load_plugins
+from bench.core.record import Cost, DatasetInfo, Metrics, ModelInfo, Record, StudyInfo
+from bench.core.records import write_record
 from bench.core.secrets import mask_secrets
 
 EXIT_RECORD_UNWRITABLE = 3  # the record could not be written (read-only folder, disk full)
@@ -31,14 +33,13 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def base_record(spec: RunSpec, status: str, error: str | None = None) -> dict:
-    """The keys every record has, whatever its status (failed runs carry no metrics)."""
-    return {"schema": SCHEMA, "run_id": spec.run_id, "status": status, "error": mask_secrets(error),
-            "strategy": spec.strategy, "seed": spec.seed, "eval_split": spec.eval_split,
-            "study": ({k: v for k, v in spec.study.items() if k != "trial_id"} if spec.study else None),
-            "model": {"name": spec.model}, "dataset": {"name": spec.dataset}, "params": spec.params,
-            "metrics": None, "baseline": None, "majority_baseline": None, "history": [], "cost": None, "env": None,
-            "config": spec.to_dict(), "train_size": spec.train_size, "started_at": None, "finished_at": now()}
+def base_record(spec: RunSpec, status: str, error: str | None = None) -> Record:
+    """What every record has, whatever its status (failed runs carry no metrics)."""
+    study = StudyInfo.from_dict({k: v for k, v in spec.study.items() if k != "trial_id"}) if spec.study else None
+    return Record(run_id=spec.run_id, status=status, error=mask_secrets(error), strategy=spec.strategy,
+                  seed=spec.seed, eval_split=spec.eval_split, study=study, model=ModelInfo(name=spec.model),
+                  dataset=DatasetInfo(name=spec.dataset), params=spec.params, config=spec.to_dict(),
+                  train_size=spec.train_size, finished_at=now())
 
 
 def execute(spec: RunSpec, quiet: bool = False) -> dict:
@@ -69,6 +70,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
 
         on_epoch = epoch_reporter(spec.study, spec.params.get("epochs"))
     tracker = Tracker(on_epoch=on_epoch, quiet=quiet)
+    load_plugins()  # $FTBENCH_PLUGINS: strategies and datasets registered from outside
     strategy = get_strategy(spec.strategy)
     params = strategy.Params(**spec.params)
     with tracker.phase("prepare"):
@@ -88,17 +90,23 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     majority_baseline["predicted_class"] = data.labels[majority]
     cost = tracker.cost()
     cost.update(trainable_params=int(result.trainable_params), total_params=int(result.total_params),
-                trainable_fraction=(result.trainable_params / result.total_params if result.total_params else None),
-                adapter_bytes=None)
-    cost.update(result.extra_cost)
+                trainable_fraction=(result.trainable_params / result.total_params if result.total_params else None))
+    # the strategy's own figures: the shared keys it measures (adapter_bytes, precision) in place,
+    # the rest under cost.strategy, so no strategy can shadow a shared key by accident
+    shared = set(Cost.__dataclass_fields__) - {"strategy", "extra"}
+    cost.update({k: v for k, v in result.extra_cost.items() if k in shared})
+    cost["strategy"] = {k: v for k, v in result.extra_cost.items() if k not in shared}
     from bench.engine.flops import utilization_figures  # FLOPs per token, peak FLOP/s, MFU (bench/engine/flops.py)
 
     cost.update(utilization_figures(strategy.flops_kind, model, cost, spec.device, spec.precision, len(data.labels)))
     rec = base_record(spec, "ok")
-    rec.update(model=model.record(), dataset=data.record(), metrics=metrics, baseline=baseline,
-               majority_baseline=majority_baseline, history=tracker.history, cost=cost,
-               env=environment(spec.device), started_at=started,
-               predictions=[int(x) for x in result.predictions], truth=[int(x) for x in truth])
+    rec.model, rec.dataset = ModelInfo.from_dict(model.record()), DatasetInfo.from_dict(data.record())
+    rec.metrics, rec.cost = Metrics.from_dict(metrics), Cost.from_dict(cost)
+    rec.baseline = Metrics.from_dict(baseline) if baseline is not None else None
+    rec.majority_baseline = Metrics.from_dict(majority_baseline)
+    rec.history, rec.env, rec.started_at = tracker.history, environment(spec.device), started
+    rec.warnings = list(result.warnings)
+    rec.predictions, rec.truth = [int(x) for x in result.predictions], [int(x) for x in truth]
     return rec
 
 
@@ -183,11 +191,11 @@ def read_spec(arg: str) -> RunSpec:
         return RunSpec(**json.load(fh))
 
 
-def finish(record_path: str, rec: dict) -> int | None:
+def finish(record_path: str, record: Record) -> int | None:
     """Write the record; None when written, the exit code when the folder would not take it."""
     from bench.core.records import strip_nonfinite
 
-    rec, where = strip_nonfinite(rec)
+    rec, where = strip_nonfinite(record.to_dict())
     if where and rec["status"] == "ok":  # a NaN/inf figure is a broken run, not a result
         rec.update(status="failed", error=f"non-finite figure(s) at {', '.join(where[:5])}")
     try:
@@ -227,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:  # noqa: BLE001 - every outcome gets a record
         status = classify_failure(exc)
         rec = base_record(spec, status, f"{type(exc).__name__}: {exc}".strip())
-        rec["traceback"] = mask_secrets(traceback.format_exc(limit=20))
-        print(f"error: {mask_secrets(rec['error'])} (the traceback is in the record, {record_path})",
+        rec.traceback = mask_secrets(traceback.format_exc(limit=20))
+        print(f"error: {rec.error} (the traceback is in the record, {record_path})",
               file=sys.stderr)
         return finish(record_path, rec) or 1
     return finish(record_path, rec) or 0

@@ -86,11 +86,11 @@ def wait_training(proc: subprocess.Popen, timeout: float = 180) -> int:
 
 
 def statuses(folder: Path) -> dict[str, str]:
-    return {r["run_id"]: r["status"] for r in iter_records(folder, warn=lambda line: None)}
+    return {r.run_id: r.status for r in iter_records(folder, warn=lambda line: None)}
 
 
 def records(folder: Path) -> list[dict]:
-    return list(iter_records(folder, warn=lambda line: None))
+    return [r.to_dict() for r in iter_records(folder, warn=lambda line: None)]
 
 
 def clean_failure(stderr: str) -> list[str]:

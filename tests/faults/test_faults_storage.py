@@ -86,10 +86,10 @@ def test_corrupt_and_wrong_shape_records_are_named_and_the_report_renders(tmp_pa
 
     folder = tmp_path / "results"
     spec = RunSpec("feature-extract", "minilm", "bbc-news", {}, [5, 2, 5], "pool", 0, {"C": 1.0}, "cpu")
-    ok = base_record(spec, "ok")
+    ok = base_record(spec, "ok").to_dict()
     ok.update(metrics={"accuracy": 0.9, "balanced_accuracy": 0.9, "macro_f1": 0.9}, cost=None)
     write_record(folder / "ok-without-cost.json", ok)
-    odd = dict(base_record(spec, "failed", "boom"), run_id="odd1", cost="lots", history=7, metrics=[1])
+    odd = dict(base_record(spec, "failed", "boom").to_dict(), run_id="odd1", cost="lots", history=7, metrics=[1])
     write_record(folder / "odd-types.json", odd)
     bad = {"truncated.json": b'{"run_id": "x", "status": "o', "list.json": b"[1, 2]",
            "binary.json": b"\xff\xfe\x00garbage", "no-status.json": b'{"run_id": "y"}',
@@ -151,10 +151,11 @@ def test_a_diverging_loss_fails_the_run_and_no_nan_reaches_disk(tmp_path):
 
     from bench.engine.context import RunContext
     from bench.core.errors import Diverged
+    from bench.core.record import Record
     from bench.core.records import write_record
     from bench.engine.tokens import Encoded
     from bench.engine.trackers import Tracker
-    from bench.engine.training import TrainSettings, fit
+    from bench.engine.training import TrainParams, fit
     from bench.running.worker import finish
 
     class Exploding(torch.nn.Module):  # a classifier whose logits overflow once trained one step
@@ -178,11 +179,11 @@ def test_a_diverging_loss_fails_the_run_and_no_nan_reaches_disk(tmp_path):
     enc = Encoded([[1, 2, 3]] * 8, torch.tensor([0, 1] * 4).numpy())
     ctx = RunContext(Data(), None, 0, "cpu", Tracker(quiet=True), precision="fp32")
     with pytest.raises(Diverged, match=r"loss became NaN at step 3 \(epoch 2\); lower lr"):
-        fit(Exploding(), enc, Encoded([], enc.labels[:0]), ctx, TrainSettings(1e-3, 3, 4), 0, 2)
+        fit(Exploding(), enc, Encoded([], enc.labels[:0]), ctx, TrainParams(lr=1e-3, epochs=3, batch_size=4), 0)
     with pytest.raises(ValueError):  # strict JSON: write_record refuses NaN
         write_record(tmp_path / "x.json", {"run_id": "x", "status": "ok", "loss": math.nan})
     rec = {"run_id": "x", "status": "ok", "error": None, "history": [{"train_loss": math.nan}]}
-    assert finish(str(tmp_path / "y.json"), rec) is None
+    assert finish(str(tmp_path / "y.json"), Record.from_dict(rec)) is None
     stored = json.loads((tmp_path / "y.json").read_text())
     assert stored["status"] == "failed" and "history[0].train_loss" in stored["error"]
 

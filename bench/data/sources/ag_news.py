@@ -1,4 +1,4 @@
-"""AG News (4 topics): a local folder of the original CSV files (`--ag-news-dir` or
+"""AG News (4 topics): a local folder of the original CSV files (`--data-opt dir=DIR` or
 $FTBENCH_AG_NEWS_DIR: train.csv and/or test.csv of "class index (1-4)","title","description",
 no header, and classes.txt), else the Hub's `fancyzhx/ag_news`."""
 
@@ -19,7 +19,7 @@ LABELS = ["World", "Sports", "Business", "Sci/Tech"]
 
 
 def _local_dir(options) -> Path | None:
-    d = options.ag_news_dir or os.environ.get(ENV_VAR)
+    d = options.get("dir") or os.environ.get(ENV_VAR)
     return Path(d).expanduser() if d else None
 
 
@@ -35,7 +35,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 class AGNews:
-    description = f"AG News, 4 topics: local folder (--ag-news-dir or ${ENV_VAR}) or Hub {HUB_ID}"
+    description = f"AG News, 4 topics: local folder (--data-opt dir=DIR or ${ENV_VAR}) or Hub {HUB_ID}"
+    options = {"dir": f"a local folder of the original CSV files; else ${ENV_VAR}, else the Hub"}
 
     def default_per_class(self, options) -> tuple[int, int, int]:
         """The seed article's 2000/500/500 where a train file exists; the official test file alone
@@ -50,14 +51,14 @@ class AGNews:
         if d is not None:
             ok = (d / "train.csv").is_file() or (d / "test.csv").is_file()
             return ok, f"local folder {d}" if ok else f"no train.csv/test.csv in {d}"
-        return False, f"set --ag-news-dir/${ENV_VAR}, or reach the Hub ({HUB_ID})"
+        return False, f"set --data-opt dir=DIR or ${ENV_VAR}, or reach the Hub ({HUB_ID})"
 
     def load(self, options) -> RawDataset:
         d = _local_dir(options)
         if d is None:
             return self._from_hub()
         if not d.is_dir():
-            raise BenchError(f"AG News folder '{d}' does not exist; fix --ag-news-dir or ${ENV_VAR}")
+            raise BenchError(f"AG News folder '{d}' does not exist; fix --data-opt dir=DIR or ${ENV_VAR}")
         labels = LABELS
         if (d / "classes.txt").is_file():
             labels = [x.strip() for x in (d / "classes.txt").read_text().splitlines() if x.strip()]
@@ -78,7 +79,7 @@ class AGNews:
         return RawDataset("ag_news", pool, labels, test, provenance=f"AG News CSV files in {d.resolve()}")
 
     def _from_hub(self) -> RawDataset:
-        ds = load_hub_splits(HUB_ID, f"AG News ({HUB_ID}); or pass --ag-news-dir/${ENV_VAR}")
+        ds = load_hub_splits(HUB_ID, f"AG News ({HUB_ID}); or pass --data-opt dir=DIR or set ${ENV_VAR}")
         names = list(ds["train"].features["label"].names)
 
         def frame(split: str) -> pd.DataFrame:

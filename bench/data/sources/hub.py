@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 from bench.data.task import RawDataset
 from bench.data.sources.columns import select_columns, sorted_labels
 from bench.core.errors import BenchError
+
+
+# The libraries that log each failed request and retry ("... thrown while requesting HEAD https://...")
+# before raising; the exception is what we report, in one line of ours.
+HUB_LOGGERS = ("huggingface_hub", "datasets", "fsspec")
+
+
+@contextlib.contextmanager
+def hub_logs_errors_only():
+    """Their warnings muted for the call, their own levels restored after it."""
+    loggers = [logging.getLogger(name) for name in HUB_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def load_hub_splits(name: str, what: str) -> dict:
@@ -12,11 +34,12 @@ def load_hub_splits(name: str, what: str) -> dict:
     try:
         import datasets
 
-        ds = datasets.load_dataset(name)
+        with hub_logs_errors_only():
+            ds = datasets.load_dataset(name)
     except Exception as exc:  # noqa: BLE001
         kind = type(exc).__name__
         raise BenchError(f"cannot load {what} from the Hugging Face Hub ({kind}); the Hub or its "
-                         "cache is needed: use a local copy (csv:PATH, or --ag-news-dir for ag_news)") from None
+                         "cache is needed: use a local copy (csv:PATH, or a named dataset's --data-opt, see `bench list`)") from None
     return ds
 
 

@@ -1,0 +1,289 @@
+"""The run record as one type: what the worker builds, what every reader (report, tuning, perf,
+the runner's one-line summary) reads. On disk it is the JSON of `Record.to_dict()`; the README's
+"Records" section lists the keys for outside readers.
+
+Each block is a dataclass with the keys ftbench writes and an `extra` dict for the rest, so a key
+added by a newer minor version, a user's own tooling or an old record survives a round trip
+unchanged. Reading is lenient where it can be: a value of the wrong type is read as "not measured"
+(None) and named in `Record.odd`; a record that cannot be used (no run id, an unknown status, a
+schema newer than this code) raises `RecordError` with the reason.
+
+Schema history: 1 (to 2026-11-22): a strategy's own cost figures (quantized_footprint_mb, pooling,
+...) sat unprefixed in `cost`. 2: they sit in `cost.strategy`; `warnings` is new. Version-1 records
+are upgraded on reading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+SCHEMA = 2
+STATUSES = ("ok", "failed", "oom", "cancelled", "pruned")
+
+
+class RecordError(ValueError):
+    """A file that is not a usable record; the message says why."""
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def finite(x: Any) -> bool:
+    return _is_number(x) and math.isfinite(x)
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether `value` fits the annotation: None for Optional, ints for floats, bools only for bool."""
+    if value is None:
+        return type(None) in typing.get_args(hint) or hint is Any
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(h, value) for h in typing.get_args(hint) if h is not type(None))
+    if hint is Any:
+        return True
+    if hint is float:
+        return _is_number(value)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type) and issubclass(hint, Block):
+        return isinstance(value, dict)
+    return isinstance(value, origin or hint)
+
+
+def _block_type(hint: Any) -> type | None:
+    for h in (hint, *typing.get_args(hint)):
+        if isinstance(h, type) and issubclass(h, Block):
+            return h
+    return None
+
+
+@dataclass
+class Block:
+    """A dict-backed dataclass: declared keys typed, the rest kept in `extra`."""
+
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "", odd: list[str] | None = None):
+        """The block from its JSON form; values of the wrong type are left at their default and
+        their paths appended to `odd`."""
+        return cls._read(data, where, odd)
+
+    @classmethod
+    def _read(cls, data: dict[str, Any], where: str, odd: list[str] | None):
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls) if f.name != "extra"}
+        values: dict[str, Any] = {}
+        for name in known & data.keys():
+            value, hint = data[name], hints[name]
+            if not _accepts(hint, value):
+                if odd is not None:
+                    odd.append(f"{where}{name}")
+                continue  # the field's default: read as "not measured"
+            block = _block_type(hint)
+            values[name] = block.from_dict(value, f"{where}{name}.", odd) if block and value is not None else value
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if isinstance(value, Block) else value
+        out.update(self.extra)
+        return out
+
+
+@dataclass
+class ModelInfo(Block):
+    name: str = "?"
+    source: str | None = None
+    provenance: str | None = None
+    architecture: str | None = None
+    random_weights: bool = False  # random:NAME: time and memory only, never accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.random_weights:  # the key appears only where it is true, as before
+            out.pop("random_weights")
+        return out
+
+
+@dataclass
+class DatasetInfo(Block):
+    name: str = "?"
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    labels: list[str] | None = None
+    provenance: str | None = None
+    notes: list | str | None = None
+    split: dict[str, Any] | str | None = None  # how the rows were split (bench/data/splits.py)
+    class_counts: dict[str, Any] | None = None  # {train|val|test: {label: n}}
+    split_ids: dict[str, Any] | None = None
+
+
+@dataclass
+class Metrics(Block):
+    accuracy: float | None = None
+    balanced_accuracy: float | None = None
+    macro_f1: float | None = None
+    per_class: dict[str, Any] | None = None
+    confusion: list | None = None
+    n: int | None = None
+    ci: dict[str, Any] | None = None  # {metric: [low, high]}, BCa bootstrap
+    predicted_class: str | None = None  # majority_baseline only: the class it always says
+
+
+@dataclass
+class Cost(Block):
+    peak_rss_mb: float | None = None
+    peak_gpu_allocated_mb: float | None = None
+    peak_gpu_reserved_mb: float | None = None
+    headline_memory: str | None = None
+    time_s: dict[str, Any] = field(default_factory=dict)  # per phase, and "total"
+    train_examples_per_s: float | None = None
+    eval_examples_per_s: float | None = None
+    train_tokens_per_s: float | None = None
+    eval_tokens_per_s: float | None = None
+    embed_tokens_per_s: float | None = None
+    counters: dict[str, Any] = field(default_factory=dict)
+    trainable_params: int | None = None
+    total_params: int | None = None
+    trainable_fraction: float | None = None
+    adapter_bytes: int | None = None
+    precision: dict[str, Any] | None = None  # what computed and what trained in which dtype
+    flops_per_train_token: float | None = None
+    flops_per_eval_token: float | None = None
+    flops_per_embed_token: float | None = None
+    peak_flops: float | None = None
+    peak_flops_basis: str | None = None
+    train_mfu: float | None = None
+    eval_mfu: float | None = None
+    embed_mfu: float | None = None
+    flops_kind: str | None = None
+    n_nonembedding_params: int | None = None
+    strategy: dict[str, Any] = field(default_factory=dict)  # the strategy's own figures (StrategyResult.extra_cost)
+
+    def headline_memory_mb(self) -> tuple[float | None, str]:
+        """GPU allocated memory where the run used a GPU, peak RSS elsewhere."""
+        key = self.headline_memory if self.headline_memory in ("peak_gpu_allocated_mb", "peak_rss_mb") else (
+            "peak_gpu_allocated_mb" if self.peak_gpu_allocated_mb is not None else "peak_rss_mb")
+        value = getattr(self, key)
+        return (float(value) if finite(value) else None), key
+
+    def train_seconds(self) -> float | None:
+        """The "train" phase plus, for feature-extract, the "embed" phase (the frozen backbone's pass
+        over the training and validation data, zero when cached)."""
+        if not finite(self.time_s.get("train")):
+            return None
+        embed = self.time_s.get("embed")
+        return float(self.time_s["train"]) + (float(embed) if finite(embed) else 0.0)
+
+
+@dataclass
+class StudyInfo(Block):
+    name: str | None = None
+    trial: int | None = None
+    objective: str | None = None
+    objectives: list | None = None
+    pruner: str | None = None
+    state: str | None = None
+
+
+@dataclass
+class Record(Block):
+    run_id: str = ""
+    status: str = "failed"
+    schema: int = SCHEMA
+    error: str | None = None
+    strategy: str = "?"
+    seed: int | None = None
+    eval_split: str = "test"
+    study: StudyInfo | None = None
+    model: ModelInfo = field(default_factory=ModelInfo)
+    dataset: DatasetInfo = field(default_factory=DatasetInfo)
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics | None = None
+    baseline: Metrics | None = None  # the untrained starting point
+    majority_baseline: Metrics | None = None  # always the most frequent training class
+    history: list = field(default_factory=list)  # one dict per epoch
+    cost: Cost | None = None
+    env: dict[str, Any] | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the RunSpec, whole
+    train_size: int | float | None = None
+    warnings: list = field(default_factory=list)  # what the run noticed that a reader must know
+    started_at: str | None = None
+    finished_at: str | None = None
+    predictions: list | None = None  # class ids on the eval split, in its order
+    truth: list | None = None
+    traceback: str | None = None
+
+    # fields read where they were of the wrong type (set by from_dict, not written)
+    odd: list[str] = field(default_factory=list, repr=False, compare=False)
+    NOT_WRITTEN: ClassVar[tuple[str, ...]] = ("odd",)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise RecordError(f"unknown status {self.status!r} (known: {', '.join(STATUSES)})")
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "", odd: list[str] | None = None) -> "Record":
+        """A record from its JSON form (any schema up to SCHEMA); RecordError when it is not one."""
+        if not isinstance(data, dict):
+            raise RecordError(f"a JSON {type(data).__name__}, not a record object")
+        missing = [k for k in ("run_id", "status") if not isinstance(data.get(k), str)]
+        if missing:
+            raise RecordError(f"lacks {' and '.join(missing)}")
+        schema = data.get("schema", 1)
+        if not isinstance(schema, int) or schema < 1:
+            raise RecordError(f"schema {schema!r} is not a version number")
+        if schema > SCHEMA:
+            raise RecordError(f"written by a newer ftbench (schema {schema}; this one reads up to {SCHEMA}): "
+                              "upgrade ftbench to read it")
+        data = UPGRADES[schema](data) if schema < SCHEMA else data
+        found: list[str] = []
+        rec = cls._read({k: v for k, v in data.items() if k not in cls.NOT_WRITTEN}, where, found)
+        rec.odd = found
+        if rec.status == "ok":  # an ok record is read for its figures: say which are missing
+            rec.odd += [f"metrics.{k}" for k in ("accuracy", "balanced_accuracy")
+                        if not finite(getattr(rec.metrics, k, None))]
+            rec.odd += ["cost"] if rec.cost is None else []
+        return rec
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        for name in self.NOT_WRITTEN:
+            out.pop(name, None)
+        for name in ("predictions", "truth", "traceback"):  # absent rather than null, as before
+            if out.get(name) is None:
+                out.pop(name)
+        return out
+
+    @property
+    def random_weights(self) -> bool:
+        return self.model.random_weights is True
+
+
+def _upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 kept a strategy's own cost figures beside the shared ones: move them to cost.strategy."""
+    data = dict(data, schema=2)
+    for block in ("model", "dataset"):  # the first records named them by a bare string
+        if isinstance(data.get(block), str):
+            data[block] = {"name": data[block]}
+    cost = data.get("cost")
+    if isinstance(cost, dict):
+        declared = {f.name for f in dataclasses.fields(Cost)}
+        data["cost"] = {k: v for k, v in cost.items() if k in declared}
+        data["cost"]["strategy"] = {k: v for k, v in cost.items() if k not in declared}
+    return data
+
+
+UPGRADES = {1: _upgrade_1_to_2}
