@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.core.params import param
 from bench.engine.context import RunContext
+from bench.engine.training import retuned
 from bench.engine.kernels import apply_speed_params
 from strategies import common
 from strategies.base import Strategy, StrategyResult
@@ -24,10 +24,10 @@ class BitFitParams(AdapterTrainParams):
     full fine-tuning's; the BitFit paper used 1e-4 to 1e-3 on BERT-base with more epochs). Not swept
     here (peft_family.UNTUNED)."""
 
-    lr: float = param(5e-3, gt=0, le=1)
-    epochs: int = param(2, ge=1)
-    batch_size: int = param(16, ge=1)
-    max_length: int = param(128, ge=2)
+    lr: float = retuned("lr", 5e-3)
+    epochs: int = retuned("epochs", 2)
+    batch_size: int = retuned("batch_size", 16)
+    max_length: int = retuned("max_length", 128)
 
 
 def backbone_biases(model) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.core.params import param
 from bench.engine.context import RunContext
+from bench.engine.training import retuned
 from strategies.base import Strategy, StrategyResult
 from strategies.peft_common import (LoRAParams, check_lora_params, default_target_modules, lora_search_space,
                                     target_module_list)
@@ -18,7 +18,7 @@ class DoRAParams(LoRAParams):
     """lora's measured CPU defaults (SmolLM2, r 16, alpha 32, lr 3e-3, 64 tokens, 1 epoch), taken over
     unchanged: DoRA's paper uses LoRA's settings. Not swept for DoRA itself (peft_family.UNTUNED)."""
 
-    lr: float = param(3e-3, gt=0, le=1)
+    lr: float = retuned("lr", 3e-3)
 
 
 class DoRA(Strategy):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.core.errors import BenchError
-from bench.core.params import param
 from bench.engine.context import RunContext
+from bench.engine.training import retuned
 from strategies.base import Strategy, StrategyResult
 from strategies.peft_common import target_module_list
 from strategies.peft_family import AdapterTrainParams, run_peft_method, training_search_space
@@ -18,7 +18,7 @@ class IA3Params(AdapterTrainParams):
     """(IA)^3 rescales activations starting from 1, so it needs a far higher lr than LoRA: 2e-2 is a
     starting value between peft's examples (1e-2 to 3e-2), not swept here (peft_family.UNTUNED)."""
 
-    lr: float = param(2e-2, gt=0, le=1)
+    lr: float = retuned("lr", 2e-2)
     # None: peft's defaults for the model_type (Llama: k_proj, v_proj, down_proj; BERT: key, value,
     # output.dense), the feed-forward ones scaled on their input
     target_modules: list[str] | None = None

@@ -18,8 +18,8 @@ from bench.core.params import param
 from bench.engine.context import RunContext
 from bench.engine.kernels import apply_speed_params, load_kwargs
 from strategies.base import Strategy, StrategyResult
-from strategies.common import load_classifier, load_tokenizer
-from strategies.peft_common import GPU_DEFAULTS, add_lora, check_lora_params, lora_search_space, train_and_evaluate
+from strategies.common import load_classifier, load_tokenizer, train_and_evaluate
+from strategies.peft_common import GPU_DEFAULTS, adapter_cost, add_lora, check_lora_params, lora_search_space
 from strategies.qlora import INSTALL, QLoRAParams, head_names_before_loading, prepare_for_training, require_bitsandbytes
 
 
@@ -37,8 +37,9 @@ def require_8bit_backend(device: str) -> None:
     import torch
 
     try:
-        import bitsandbytes as bnb
+        from bench.engine.four_bit import import_bitsandbytes
 
+        bnb = import_bitsandbytes()
         layer = bnb.nn.Linear8bitLt(64, 64, bias=False, has_fp16_weights=False, threshold=6.0)
         layer.weight = bnb.nn.Int8Params(torch.randn(64, 64), requires_grad=False, has_fp16_weights=False)
         layer = layer.to(device)
@@ -105,6 +106,6 @@ class LoRA8bit(Strategy):
         # at every call (thousands a run); said once here instead
         ctx.tracker.log("LLM.int8: inputs are quantized through float16 (bitsandbytes)")
         with quiet_fp16_cast_warning():
-            result = train_and_evaluate(ctx, p, model, tokenizer)
+            result = train_and_evaluate(ctx, model, tokenizer, p, extra_cost=adapter_cost)
         result.extra_cost["quantized_footprint_mb"] = round(footprint_mb, 3)
         return result

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Callable, ContextManager
 
 from bench.core.errors import BenchError
-from bench.core.params import param
 from bench.engine.context import RunContext
-from bench.engine.kernels import SpeedParams, apply_speed_params, load_kwargs
+from bench.engine.four_bit import silence_kernel_notice
+from bench.engine.kernels import apply_speed_params, load_kwargs
+from bench.engine.training import TrainParams, retuned
 from strategies.base import StrategyResult
-from strategies.common import load_classifier, load_tokenizer
-from strategies.peft_common import classifier_head_names, train_and_evaluate
+from strategies.common import load_classifier, load_tokenizer, train_and_evaluate
+from strategies.peft_common import adapter_cost, classifier_head_names
 
 
 # UNTUNED, said where a family member's default is a starting value, not a measured choice: the machine
@@ -29,17 +30,12 @@ from strategies.peft_common import classifier_head_names, train_and_evaluate
 
 
 @dataclass
-class AdapterTrainParams(SpeedParams):
-    """The training fields every adapter method shares (lora's LoRAParams adds r/alpha/dropout to the
-    same set). Subclasses override the defaults with their own."""
+class AdapterTrainParams(TrainParams):
+    """The shared training fields at lora's measured CPU defaults (lr 3e-3, 64 tokens, 1 epoch);
+    subclasses give their own with `retuned`."""
 
-    lr: float = param(3e-3, gt=0, le=1)
-    epochs: int = param(1, ge=1)
-    batch_size: int = param(8, ge=1)
-    max_length: int = param(64, ge=2)
-    weight_decay: float = param(0.01, ge=0, le=1)
-    warmup_ratio: float = param(0.1, ge=0, le=1)
-    class_weights: bool = False
+    lr: float = retuned("lr", 3e-3)
+    max_length: int = retuned("max_length", 64)
 
 
 def training_search_space(trial, lr_low: float, lr_high: float, max_epochs: int = 3) -> dict:
@@ -52,6 +48,7 @@ def training_search_space(trial, lr_low: float, lr_high: float, max_epochs: int 
 def wrap_peft(model, config, strategy: str, log=print):
     """`get_peft_model(model, config)`, with the classification head trained in full
     (modules_to_save), as one clear error where peft cannot place the method on this model."""
+    silence_kernel_notice()  # peft imports bitsandbytes, where installed, on its own import
     from peft import get_peft_model
 
     heads = classifier_head_names(model)
@@ -89,7 +86,7 @@ def run_peft_method(ctx: RunContext, p: AdapterTrainParams, strategy: str,
         model = wrap_peft(model, make_config(model), strategy, log=ctx.tracker.log)
         model = apply_speed_params(model, p, log=ctx.tracker.log)
     with while_training(model) if while_training else contextlib.nullcontext():
-        return train_and_evaluate(ctx, p, model, tokenizer)
+        return train_and_evaluate(ctx, model, tokenizer, p, extra_cost=adapter_cost)
 
 
 # ---------------------------------------------------------------- checks before any model loads

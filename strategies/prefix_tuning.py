@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bench.core.params import param
 from bench.engine.context import RunContext
+from bench.engine.training import retuned
 from strategies.base import Strategy, StrategyResult
 from strategies.peft_family import (AdapterTrainParams, require_forward_argument, run_peft_method,
                                     training_search_space)
@@ -18,7 +19,7 @@ class PrefixTuningParams(AdapterTrainParams):
     `prefix_projection` trains the prefix through a 2-layer MLP (the paper's
     reparametrization: steadier, but many more trainable weights)."""
 
-    lr: float = param(1e-2, gt=0, le=1)
+    lr: float = retuned("lr", 1e-2)
     num_virtual_tokens: int = param(16, ge=1)
     prefix_projection: bool = False
 

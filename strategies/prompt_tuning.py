@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bench.core.params import param
 from bench.engine.context import RunContext
+from bench.engine.training import retuned
 from strategies.base import Strategy, StrategyResult
 from strategies.peft_family import (AdapterTrainParams, require_forward_argument, run_peft_method,
                                     training_search_space)
@@ -18,7 +19,7 @@ class PromptTuningParams(AdapterTrainParams):
     need lrs far above LoRA's). The soft prompt is initialized from `init_text`'s token embeddings
     (empty: random), which the prompt-tuning paper found steadier than random vectors on small models."""
 
-    lr: float = param(1e-2, gt=0, le=1)
+    lr: float = retuned("lr", 1e-2)
     num_virtual_tokens: int = param(16, ge=1)
     init_text: str = "Classify the topic of this text:"
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bench.core.params import param
 from bench.engine.context import RunContext
+from bench.engine.training import retuned
 from strategies.base import Strategy, StrategyResult
 from strategies.peft_common import default_target_modules, target_module_list
 from strategies.peft_family import AdapterTrainParams, run_peft_method, training_search_space
@@ -18,7 +19,7 @@ class VeRAParams(AdapterTrainParams):
     """VeRA's shared projections are frozen and random, so its rank is high (peft's default 256) and
     its lr is far above LoRA's (1e-2: a starting value, not swept here: peft_family.UNTUNED). The random projections are drawn from the run's seed and saved with the adapter."""
 
-    lr: float = param(1e-2, gt=0, le=1)
+    lr: float = retuned("lr", 1e-2)
     r: int = param(256, ge=1)
     dropout: float = param(0.0, ge=0, lt=1)
     d_initial: float = param(0.1, gt=0)
