@@ -21,6 +21,8 @@ REGISTRY = {
     "vera": "strategies.vera:VeRA",
     "bitfit": "strategies.bitfit:BitFit",
     "lora-8bit": "strategies.lora_8bit:LoRA8bit",
+    "instruct-ft": "strategies.instruct_ft:InstructFineTune",
+    "setfit": "strategies.setfit_contrastive:SetFit",
 }
 
 

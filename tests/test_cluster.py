@@ -17,6 +17,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from bench.core.record import Cost, Metrics
 from bench.commands import cli, tune
 from bench.commands.tune.study import contains
 from bench.core.records import iter_records, record_path, write_record
@@ -45,7 +46,7 @@ def run_args(results: Path, model: Path, *extra: str, strategies: str = "feature
 
 
 def records(results: Path) -> dict[str, dict]:
-    return {r["run_id"]: r for r in iter_records(results)}
+    return {r.run_id: r.to_dict() for r in iter_records(results)}
 
 
 # ---------------------------------------------------------------- the launcher flags: bad input
@@ -113,7 +114,7 @@ def waiting_runner(seconds: float = 0.3):
                 raise Interrupted(Outcome(spec, "cancelled", rec, 0.1), stop.signum)
             time.sleep(0.05)
         rec = base_record(spec, "ok")
-        rec.update(metrics={"balanced_accuracy": 0.5}, cost={"time_s": {"train": 1.0}})
+        rec.metrics, rec.cost = Metrics(balanced_accuracy=0.5), Cost(time_s={"train": 1.0})
         write_record(record_path(results_dir, spec.run_id), rec)
         return Outcome(spec, "ok", rec, seconds)
 
@@ -147,7 +148,7 @@ def test_ctrl_c_cancels_every_workers_trial_and_exits_130(tmp_path, tiny_bert, m
     study = optuna.load_study(study_name=f"feature-extract-bbc-news-{tiny_bert}",
                               storage=tune.open_storage(tune.default_storage(tmp_path)))
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
-    assert sorted(r["status"] for r in iter_records(tmp_path)) == ["cancelled", "cancelled"]
+    assert sorted(r.status for r in iter_records(tmp_path)) == ["cancelled", "cancelled"]
 
 
 # ---------------------------------------------------------------- a matrix on a local Ray cluster
@@ -270,12 +271,12 @@ def test_two_workers_tune_one_study_on_postgresql_and_its_best_reruns(tmp_path, 
         assert sorted(numbers) == [0, 1]  # no number twice
         assert all(t.state == TrialState.COMPLETE for t in study.trials), study.trials
         assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both loops took trials
-        assert sorted(r["study"]["trial"] for r in iter_records(tmp_path)) == [0, 1]
+        assert sorted(r.study.trial for r in iter_records(tmp_path)) == [0, 1]
         rerun = run_bench("run", "--strategies", "feature-extract", "--params-from", "pg-study", "--storage", url,
                           "--model", str(tiny_bert), "--results-dir", str(tmp_path / "test"), *SMALL, "--no-report")
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         best = tune.best_trial(study)
-        (rec,) = iter_records(tmp_path / "test")
+        (rec,) = [r.to_dict() for r in iter_records(tmp_path / "test")]
         assert rec["status"] == "ok" and rec["eval_split"] == "test"
         assert all(rec["params"][k] == v for k, v in best.user_attrs["params"].items())
         # the password: never printed, never in a record

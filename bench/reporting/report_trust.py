@@ -24,6 +24,18 @@ def fmt_interval(low: float, high: float) -> str:
     return f"[{low:.3f}, {high:.3f}]"
 
 
+def warning_lines(records: list[Record]) -> list[dict[str, str]]:
+    """Each ok record's `warnings` (e.g. a collapse to one class), named by strategy, model, dataset and seed."""
+    lines = []
+    for rec in records:
+        if rec.status != "ok" or not isinstance(rec.warnings, list):
+            continue
+        run = (f"{rec.strategy} [{summary.name_of(rec.model.name)}] on {summary.name_of(rec.dataset.name)}, "
+               f"seed {rec.seed}")
+        lines += [{"run": run, "text": str(note)} for note in rec.warnings]
+    return lines
+
+
 # ---------------------------------------------------------------- the data
 
 def data_section(records: list[Record], runs: pd.DataFrame) -> list[dict[str, Any]]:

@@ -194,7 +194,8 @@ def describe(o: Outcome) -> str:
     before = f" (untrained {rec.baseline.accuracy:.3f})" if rec.baseline and rec.baseline.accuracy is not None else ""
     ci = (m.ci or {}).get("accuracy")
     interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
-    return f"ok  accuracy {m.accuracy:.3f}{interval}{before}, balanced {m.balanced_accuracy:.3f}, {cost}"
+    notes = "".join(f"; warning: {w}" for w in rec.warnings)  # e.g. a collapse to one class
+    return f"ok  accuracy {m.accuracy:.3f}{interval}{before}, balanced {m.balanced_accuracy:.3f}, {cost}{notes}"
 
 
 def run_matrix(specs: list[RunSpec], results_dir: str | Path, force: bool = False,

@@ -51,7 +51,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     from bench.data.task import prepare
     from bench.data.sources import DatasetOptions, load_raw
     from bench.engine.env import environment
-    from bench.core.metrics import classification_metrics
+    from bench.core.metrics import classification_metrics, collapse_warnings
     from bench.core.stats import bootstrap_intervals
     from bench.engine.models import resolve_model
     from bench.engine.trackers import Tracker, cpu_threads
@@ -105,7 +105,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     rec.baseline = Metrics.from_dict(baseline) if baseline is not None else None
     rec.majority_baseline = Metrics.from_dict(majority_baseline)
     rec.history, rec.env, rec.started_at = tracker.history, environment(spec.device), started
-    rec.warnings = list(result.warnings)
+    rec.warnings = list(result.warnings) + collapse_warnings(truth, result.predictions, data.labels)
     rec.predictions, rec.truth = [int(x) for x in result.predictions], [int(x) for x in truth]
     return rec
 

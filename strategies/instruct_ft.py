@@ -1,0 +1,227 @@
+"""instruct-ft: instruction fine-tuning. A causal LM learns to *write* the label after zero-shot's
+own prompt (same templates, verbalizers and answer prefix; LoRA adapters on the attention
+projections, no new head), the loss on the label's tokens only. It is evaluated as zero-shot is:
+every label's continuation scored by log-likelihood, so every prediction is a valid class. The
+record's baseline is the untrained model scored the same way, i.e. zero-shot on the very same
+prompt: the difference is what training that prompt buys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.core.errors import BenchError, Diverged
+from bench.core.params import param
+from bench.engine.training import retuned
+from bench.engine.context import RunContext
+from strategies.base import Strategy, StrategyResult
+from strategies.common import keep_trainable_fp32
+from strategies.label_scoring import PRIORS, Scored, load_causal_lm, log_softmax, score_prompts
+from strategies.peft_common import (LoRAParams, adapter_bytes, check_lora_params, default_target_modules,
+                                    lora_search_space, target_module_list)
+from strategies.prompting import TEMPLATES, PromptBuilder, resolve_template, verbalizer_list
+
+IGNORE = -100  # transformers' label id for positions without loss (the prompt, the padding)
+
+
+@dataclass
+class InstructFTParams(LoRAParams):
+    """LoRA's fields and zero-shot's prompt fields. max_length caps each text's tokens inside the
+    prompt (the chat template and instructions come on top), as zero-shot's does. lr 1e-3 was not
+    swept: the LM already knows the label words, so it starts below lora's 3e-3 (which trains a
+    fresh head); measured at 16 rows per class in the README, `bench tune` searches it."""
+
+    lr: float = retuned("lr", 1e-3)
+    template: str = "terse"  # a name in prompting.TEMPLATES, or a template text with {text}
+    answer_prefix: str | None = None
+    verbalizers: dict[str, str] | None = None  # label name -> the words written and scored; None: the names
+    calibrate: bool = True  # zero-shot's calibration, for the baseline and the trained model alike
+    calibration_prior: str = param("batch", choices=PRIORS)
+
+
+class InstructFineTune(Strategy):
+    name = "instruct-ft"
+    description = "a causal LM fine-tuned (LoRA) to write the label after zero-shot's prompt; labels scored as zero-shot"
+    default_model = "smollm2"
+    flops_kind = "adapter"
+    Params = InstructFTParams
+
+    def search_space(self, trial):
+        return {**lora_search_space(trial), "template": trial.suggest_categorical("template", list(TEMPLATES))}
+
+    def check(self, params: InstructFTParams, model) -> None:
+        if getattr(model, "architecture", None) == "encoder":
+            raise BenchError(f"instruct-ft needs a causal (decoder) language model; '{model.name}' is an encoder: "
+                             "use --model smollm2 or another causal LM")
+        check_lora_params(params, self.name)
+        resolve_template(params.template, params.answer_prefix)
+        if params.verbalizers is not None and not isinstance(params.verbalizers, dict):
+            raise BenchError("instruct-ft verbalizers must map label names to words, e.g. {sports: sport}")
+        if params.compile_layers or params.liger_kernels:
+            raise BenchError("instruct-ft: compile_layers and liger_kernels are not supported here; leave them off")
+
+    def run(self, ctx: RunContext, p: InstructFTParams) -> StrategyResult:
+        with ctx.tracker.phase("load"):
+            tokenizer, model = load_causal_lm(ctx)
+        with ctx.tracker.phase("prepare"):
+            words = verbalizer_list(ctx.data.labels, p.verbalizers)
+            template, answer_prefix = resolve_template(p.template, p.answer_prefix)
+            prompts = PromptBuilder(tokenizer, template, answer_prefix, words, [], p.max_length)
+            label_ids = prompts.label_ids()
+            train_rows = [(ids, label_ids[y]) for ids, y in
+                          zip(prompts.encode_all(ctx.data.train.texts), ctx.data.train.labels)]
+            val_ids = prompts.encode_all(ctx.data.val.texts)
+            eval_ids = prompts.encode_all(ctx.eval.texts)
+        with ctx.tracker.phase("baseline"):  # zero-shot on this very prompt
+            baseline = score_prompts(model, prompts, eval_ids, ctx, prior_of(p), count_as=None,
+                                     desc="baseline (untrained: zero-shot)")
+        model = add_causal_lora(model, p, ctx.tracker.log)
+        keep_trainable_fp32(model)  # adapters train in fp32 whatever the base's dtype
+        fit_label_tokens(model, train_rows, val_ids, ctx, p, prompts)
+        model.eval()
+        with ctx.tracker.phase("eval"):
+            scored = score_prompts(model, prompts, eval_ids, ctx, prior_of(p))
+        trainable, total = (int(x) for x in model.get_nb_trainable_parameters())
+        return StrategyResult(scored.scores.argmax(1).tolist(), trainable, total,
+                              baseline_predictions=baseline.scores.argmax(1).tolist(),
+                              extra_cost={"adapter_bytes": adapter_bytes(model),
+                                          "shared_prefix_tokens": scored.prefix_tokens,
+                                          "verbalizers": dict(zip(ctx.data.labels, words))})
+
+
+def prior_of(p: InstructFTParams) -> str | None:
+    return p.calibration_prior if p.calibrate else None
+
+
+def add_causal_lora(model, p: InstructFTParams, log=print):
+    """LoRA adapters on the attention projections of a causal LM (its LM head stays frozen: the
+    model writes the label with the vocabulary it has)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    targets = target_module_list(p.target_modules) or default_target_modules(model)
+    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
+                        target_modules=targets, bias="none")
+    try:
+        peft_model = get_peft_model(model, config)
+    except ValueError as exc:
+        raise BenchError(f"cannot place LoRA adapters ({exc}); set target_modules to this model's linear "
+                         "layer names, e.g. --param instruct-ft.target_modules=q_proj,v_proj") from None
+    log(f"LoRA r={p.r} alpha={p.alpha} on {sorted(peft_model.peft_config['default'].target_modules)} (causal LM)")
+    return peft_model
+
+
+def label_batch(rows: list[tuple[list[int], list[int]]], pad_id: int, device: str):
+    """Prompt + label ids, right-padded; the loss targets are the label tokens alone."""
+    import torch
+
+    width = max(len(prompt) + len(label) for prompt, label in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    for i, (prompt, label) in enumerate(rows):
+        n = len(prompt) + len(label)
+        ids[i, :n] = torch.tensor(prompt + label)
+        mask[i, :n] = 1
+        targets[i, len(prompt):n] = torch.tensor(label)
+    return ids.to(device), mask.to(device), targets.to(device)
+
+
+def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams, prompts: PromptBuilder) -> None:
+    """Train the adapters in place on the label tokens; after each epoch, validation is zero-shot's
+    scoring of the val split (the curve, the tuning pruner); the best epoch's adapters are kept."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from bench.engine.device import autocast, use_bf16
+    from bench.engine.dropout import use_fast_dropout
+    from bench.engine.training import make_optimizer, pad_id_of, token_budget_batches, train_batches
+
+    device, bf16 = ctx.device, use_bf16(ctx.device, ctx.precision)
+    if device == "cpu":
+        use_fast_dropout(model)
+    optimizer, trainable = make_optimizer(model, p.lr, p.weight_decay)
+    lengths = np.array([len(a) + len(b) for a, b in rows])
+    rng = np.random.default_rng(ctx.seed)
+    plan = [token_budget_batches(lengths, p.max_tokens_per_batch, rng) if p.max_tokens_per_batch
+            else train_batches(lengths, p.batch_size, rng) for _ in range(p.epochs)]
+    steps = sum(len(b) for b in plan)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * steps), steps)
+    weights = class_loss_weights(ctx) if p.class_weights else None
+    pad = pad_id_of(prompts.tokenizer)
+    torch.manual_seed(ctx.seed)
+    best_key, best_state, step = None, None, 0
+    for epoch, batches in enumerate(plan, start=1):
+        model.train()
+        loss_sum, seen = 0.0, 0
+        with ctx.tracker.phase("train"):
+            bar = ctx.tracker.progress(total=len(rows), desc=f"epoch {epoch}/{p.epochs}", unit="ex")
+            for idx in batches:
+                ids, mask, targets = label_batch([rows[i] for i in idx], pad, device)
+                with autocast(device, bf16):
+                    logits = model(input_ids=ids, attention_mask=mask).logits
+                loss = label_token_loss(logits, targets, None if weights is None else weights[idx])
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                value, step = loss.item(), step + 1
+                if not np.isfinite(value):
+                    bar.close()
+                    raise Diverged(value, step, epoch, p.lr)
+                loss_sum, seen = loss_sum + value * len(idx), seen + len(idx)
+                ctx.tracker.count("train_examples", len(idx))
+                ctx.tracker.count("train_tokens", int(lengths[idx].sum()))
+                bar.update(len(idx))
+            bar.close()
+        entry = {"epoch": epoch, "train_loss": loss_sum / max(1, seen), "val_loss": None, "val_accuracy": None}
+        if val_ids:
+            model.eval()
+            with ctx.tracker.phase("validate"):
+                scored = score_prompts(model, prompts, val_ids, ctx, prior_of(p), count_as=None, desc="validating")
+            entry.update(validation_figures(scored, ctx.data.val.labels))
+            key = (entry["val_accuracy"], -entry["val_loss"])
+            if best_key is None or key > best_key:
+                best_key, entry["best"] = key, True
+                best_state = {n: t.detach().clone() for n, t in model.named_parameters() if t.requires_grad}
+        ctx.tracker.epoch(entry)
+    if best_state is not None and p.epochs > 1:
+        with torch.no_grad():
+            named = dict(model.named_parameters())
+            for n, v in best_state.items():
+                named[n].copy_(v)
+
+
+def label_token_loss(logits, targets, row_weights=None):
+    """Mean cross-entropy of the label tokens (each predicted from the position before it); with
+    row weights, each row's tokens weigh its class weight."""
+    import torch.nn.functional as F
+
+    shifted, goal = logits[:, :-1].float(), targets[:, 1:]
+    per_token = F.cross_entropy(shifted.transpose(1, 2), goal, ignore_index=IGNORE, reduction="none")
+    real = (goal != IGNORE).float()
+    if row_weights is not None:
+        real = real * row_weights.to(real.device)[:, None]
+    return (per_token * real).sum() / real.sum().clamp(min=1e-9)
+
+
+def class_loss_weights(ctx: RunContext):
+    """Each train row's inverse-frequency class weight, in train order."""
+    import torch
+
+    per_class = np.asarray(ctx.data.class_weights(), dtype=np.float32)
+    return torch.from_numpy(per_class[np.asarray(ctx.data.train.labels)])
+
+
+def validation_figures(scored: Scored, truth: np.ndarray) -> dict[str, float]:
+    """Accuracy and balanced accuracy of the scored labels; the loss is the cross-entropy of the
+    label distribution (normalized over the labels)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+
+    pred = scored.scores.argmax(1)
+    logp = log_softmax(scored.scores)
+    return {"val_loss": float(-logp[np.arange(len(truth)), truth].mean()),
+            "val_accuracy": float((pred == truth).mean()),
+            "val_balanced_accuracy": float(balanced_accuracy_score(truth, pred))}

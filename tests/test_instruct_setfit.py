@@ -1,0 +1,155 @@
+"""instruct-ft, setfit and zero-shot's calibration prior on tiny random models (offline, seconds):
+instruct-ft trains only its adapters on the label tokens and its baseline is zero-shot on the very
+same prompt; setfit trains the whole encoder and a head; the batch prior is the mean label
+probability of the scored texts; a collapse to one class is a warning in the record and the report."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pytest
+import torch
+
+from bench.core.errors import BenchError
+from bench.core.metrics import collapse_warnings
+from bench.core.records import write_record
+from bench.engine.models import ModelRef
+from bench.reporting.report import render_report
+from strategies.common import load_tokenizer
+from strategies.instruct_ft import (IGNORE, InstructFineTune, InstructFTParams, label_batch, label_token_loss)
+from strategies.label_scoring import calibrate, content_free_prior, log_softmax, score_prompts
+from strategies.prompting import TEMPLATES, PromptBuilder
+from strategies.setfit_contrastive import SetFit, SetFitParams, capped_steps
+from strategies.zero_shot import ZeroShot, ZeroShotParams
+from tests.test_decoder_strategies import LABELS, context, task, tiny_llama  # noqa: F401 (fixtures)
+from tests.test_report import ok_record, text_of
+
+TINY_INSTRUCT = dict(max_length=12, epochs=2, batch_size=8, lr=5e-3)
+
+
+def test_label_batch_targets_only_the_label_tokens():
+    ids, mask, targets = label_batch([([5, 6, 7], [9]), ([5, 6], [10, 11])], pad_id=0, device="cpu")
+    assert ids.tolist() == [[5, 6, 7, 9], [5, 6, 10, 11]]
+    assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 1, 1]]
+    assert targets.tolist() == [[IGNORE, IGNORE, IGNORE, 9], [IGNORE, IGNORE, 10, 11]]
+    ids, mask, targets = label_batch([([5], [9]), ([5, 6, 7], [9])], pad_id=0, device="cpu")
+    assert ids[0].tolist() == [5, 9, 0, 0] and mask[0].tolist() == [1, 1, 0, 0]
+    assert targets[0].tolist() == [IGNORE, 9, IGNORE, IGNORE]  # padding carries no loss
+
+
+def test_label_token_loss_equals_transformers_causal_loss(tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    ids, mask, targets = label_batch([([5, 6, 7], [9]), ([5, 6], [10, 11])], pad_id=0, device="cpu")
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, labels=targets)
+        ours = label_token_loss(out.logits, targets)
+    assert ours.item() == pytest.approx(out.loss.item(), rel=1e-5)
+    # row weights scale each row's tokens: weight 0 on the second row leaves the first row's one token
+    first = label_token_loss(out.logits, targets, torch.tensor([1.0, 0.0]))
+    logp = torch.log_softmax(out.logits[0, 2], -1)[9]
+    assert first.item() == pytest.approx(-logp.item(), rel=1e-5)
+
+
+def test_instruct_ft_trains_only_adapters_and_its_baseline_is_zero_shot_on_the_same_prompt(task, tiny_llama):
+    ctx = context(task, tiny_llama)
+    result = InstructFineTune().run(ctx, InstructFTParams(**TINY_INSTRUCT))
+    assert len(result.predictions) == len(task.test) and set(result.predictions) <= {0, 1, 2}
+    from transformers import AutoModelForCausalLM
+
+    base_total = AutoModelForCausalLM.from_pretrained(tiny_llama).num_parameters()
+    assert 0 < result.trainable_params < base_total < result.total_params
+    assert result.extra_cost["adapter_bytes"] > 0
+    assert result.extra_cost["verbalizers"] == dict(zip(LABELS, LABELS))
+    assert [h["epoch"] for h in ctx.tracker.history] == [1, 2]
+    assert all(0 <= h["val_accuracy"] <= 1 and h["val_loss"] > 0 for h in ctx.tracker.history)
+    assert ctx.tracker.history[1]["train_loss"] < ctx.tracker.history[0]["train_loss"]  # it learns
+    assert ctx.tracker.counters["train_examples"] == 2 * len(task.train)
+    assert ctx.tracker.counters["eval_examples"] == len(task.test)  # baseline and validation not counted
+    zero_shot = ZeroShot().run(context(task, tiny_llama), ZeroShotParams(max_length=12))
+    assert result.baseline_predictions == zero_shot.predictions
+
+
+def test_instruct_ft_checks_before_loading(tiny_bert):
+    encoder = ModelRef(name="tiny-bert", source=str(tiny_bert), provenance="test", architecture="encoder")
+    with pytest.raises(BenchError, match="causal"):
+        InstructFineTune().check(InstructFTParams(), encoder)
+    with pytest.raises(BenchError, match="template"):
+        InstructFineTune().check(InstructFTParams(template="no text slot"), None)
+    with pytest.raises(BenchError, match="compile_layers"):
+        InstructFineTune().check(InstructFTParams(compile_layers=True), None)
+
+
+def test_batch_prior_is_the_mean_label_probability_of_the_scored_texts(task, tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    prompts = PromptBuilder(load_tokenizer(str(tiny_llama)), *TEMPLATES["terse"], LABELS, [], max_length=12)
+    ids = prompts.encode_all(task.test.texts)
+    ctx = context(task, tiny_llama)
+    raw = score_prompts(model, prompts, ids, ctx, None).scores
+    batch = score_prompts(model, prompts, ids, ctx, "batch")
+    np.testing.assert_allclose(batch.prior, np.exp(log_softmax(raw)).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(batch.scores, calibrate(raw, batch.prior), rtol=1e-5)
+    # a model that prefers the first label for every text: the batch prior takes that preference out
+    skewed = np.log(np.array([[0.9, 0.05, 0.05], [0.7, 0.25, 0.05], [0.8, 0.05, 0.15]]))
+    prior = content_free_prior(skewed)  # what "batch" computes from the scored texts
+    np.testing.assert_allclose(prior, [0.8, 0.35 / 3, 0.25 / 3])
+    assert skewed.argmax(1).tolist() == [0, 0, 0]
+    assert calibrate(skewed, prior).argmax(1).tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="prior"):
+        score_prompts(model, prompts, ids[:1], ctx, "uniform")
+
+
+def test_setfit_trains_encoder_and_head(task, tiny_bert):
+    ctx = context(task, tiny_bert, architecture="encoder")
+    result = SetFit().run(ctx, SetFitParams(num_iterations=2, max_steps=6, batch_size=8, max_length=16))
+    assert len(result.predictions) == len(task.test) and set(result.predictions) <= {0, 1, 2}
+    assert len(result.baseline_predictions) == len(task.test)
+    head = result.extra_cost["head_params"]
+    assert head == 3 * 32 + 3  # logistic regression on the tiny encoder's 32-wide embeddings, 3 classes
+    assert result.trainable_params == result.total_params > head  # the whole encoder trains
+    [entry] = ctx.tracker.history
+    assert 0 <= entry["val_accuracy"] <= 1 and entry["train_loss"] > 0
+    assert {"load", "baseline", "train", "eval"} <= set(ctx.tracker.time_s)
+
+
+def test_setfit_step_cap_never_adds_steps():
+    # 8 rows per class, 5 classes: 20 pairs of each polarity per row, batches of 16 -> 100 steps
+    assert capped_steps(SetFitParams(), 40) == 100
+    assert capped_steps(SetFitParams(num_iterations=5), 40) == 25  # fewer pairs: fewer steps, not cycled to 100
+    assert capped_steps(SetFitParams(), 300) == 100  # 60 rows per class: capped
+    assert capped_steps(SetFitParams(max_steps=-1, epochs=2), 300) == 2 * 750
+
+
+def test_setfit_refuses_a_causal_lm(tiny_llama):
+    decoder = ModelRef(name="tiny", source=str(tiny_llama), provenance="test", architecture="decoder")
+    with pytest.raises(BenchError, match="sentence encoder"):
+        SetFit().check(SetFitParams(), decoder)
+
+
+def test_collapse_to_one_class_is_a_warning():
+    labels = ["fresh", "rotten"]
+    truth = [0, 1] * 50
+    [line] = collapse_warnings(truth, [1] * 100, labels)
+    assert "'rotten' for 100 of 100" in line and "true share 50%" in line and "0.500" in line
+    [line] = collapse_warnings(truth, [0] + [1] * 99, labels)  # 99 of 100: still a collapse
+    assert "'rotten' for 99 of 100" in line and "0.510" in line
+    assert collapse_warnings(truth, [0] * 10 + [1] * 90, labels) == []  # 90%: not flagged
+    assert collapse_warnings([1] * 96 + [0] * 4, [1] * 100, labels) == []  # the truth is that skewed too
+    assert collapse_warnings([1, 1], [1, 1], labels) == []  # one true class: nothing else to predict
+
+
+def test_report_lists_record_warnings(tmp_path):
+    rec = ok_record("zero-shot", 0, 0.5, model="smollm2", trainable=0, total=135_000_000, train_s=0.0,
+                    memory_mb=1000, baseline=None, epochs=0)
+    rec["warnings"] = ["collapsed to one class: predicted 'rotten' for all 100 evaluated rows"]
+    quiet = ok_record("full-ft", 0, 0.9, trainable=1, total=1, train_s=1.0, memory_mb=1)
+    for r in (rec, quiet):
+        write_record(tmp_path / "r" / f"{r['run_id']}.json", r)
+    page = render_report(tmp_path / "r", tmp_path / "index.html").read_text(encoding="utf-8")
+    shown = html.unescape(text_of(page))
+    assert "zero-shot [smollm2] on bbc-news, seed 0: collapsed to one class: predicted 'rotten'" in shown
+    assert "full-ft [minilm] on bbc-news, seed 0:" not in shown  # a run without warnings is not listed
