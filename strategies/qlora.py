@@ -61,8 +61,8 @@ class QLoRA(TrainedStrategy):
         return {**adapter_cost(model), "quantized_footprint_mb": round(self.footprint_mb, 3)}
 
 
-def require_bitsandbytes() -> None:
-    """Cheap, import-free checks that 4-bit loading can work at all (runs before any model loads)."""
+def require_bitsandbytes(strategy: str = "qlora", what: str = "4-bit NF4") -> None:
+    """Cheap, import-free checks that k-bit loading can work at all (runs before any model loads)."""
     from packaging.version import Version
 
     try:
@@ -70,12 +70,12 @@ def require_bitsandbytes() -> None:
             raise importlib.metadata.PackageNotFoundError("bitsandbytes")
         version = importlib.metadata.version("bitsandbytes")
     except (importlib.metadata.PackageNotFoundError, ValueError):
-        raise BenchError(f"qlora needs bitsandbytes for 4-bit NF4 and it is not installed: {INSTALL}") from None
+        raise BenchError(f"{strategy} needs bitsandbytes for {what} and it is not installed: {INSTALL}") from None
     if Version(version) < Version(MIN_BITSANDBYTES):
-        raise BenchError(f"qlora needs bitsandbytes>={MIN_BITSANDBYTES} (4-bit NF4 on CPU and CUDA); "
+        raise BenchError(f"{strategy} needs bitsandbytes>={MIN_BITSANDBYTES} ({what} on CPU and CUDA); "
                          f"found {version}: {INSTALL}")
     if importlib.util.find_spec("accelerate") is None:
-        raise BenchError(f"qlora needs accelerate to load 4-bit models (transformers requires it): {INSTALL}")
+        raise BenchError(f"{strategy} needs accelerate to load {what} models (transformers requires it): {INSTALL}")
 
 
 def require_4bit_backend(device: str) -> None:

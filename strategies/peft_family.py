@@ -1,0 +1,147 @@
+"""What the PEFT-family strategies (dora, ia3, prompt-tuning, prefix-tuning, adalora, vera, bitfit,
+lora-8bit) share beyond lora's machinery in peft_common: a training-parameters base without LoRA's
+rank fields, wrapping a model in any peft config with one clear error, the load-wrap-train sequence,
+and the pre-load check that a model's sequence-classification class can take what a method feeds it
+(prompt tuning: input embeddings; prefix tuning: past key/values)."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ContextManager
+
+from bench.core.errors import BenchError
+from bench.engine.context import RunContext
+from bench.engine.four_bit import silence_kernel_notice
+from bench.engine.kernels import apply_speed_params, load_kwargs
+from bench.engine.training import TrainParams, retuned
+from strategies.base import StrategyResult
+from strategies.common import load_classifier, load_tokenizer, train_and_evaluate
+from strategies.peft_common import adapter_cost, classifier_head_names
+
+
+# UNTUNED, said where a family member's default is a starting value, not a measured choice: the machine
+# these were written on was shared by five sessions (a default lora run took ~an hour of wall time
+# instead of ~2 minutes), so no learning-rate sweep fitted. `bench tune --strategy NAME` searches each
+# method's space; the measured seed-0 results of the defaults are in the README's PEFT-family table.
+
+
+@dataclass
+class AdapterTrainParams(TrainParams):
+    """The shared training fields at lora's measured CPU defaults (lr 3e-3, 64 tokens, 1 epoch);
+    subclasses give their own with `retuned`."""
+
+    lr: float = retuned("lr", 3e-3)
+    max_length: int = retuned("max_length", 64)
+
+
+def training_search_space(trial, lr_low: float, lr_high: float, max_epochs: int = 3) -> dict:
+    """lr (log scale), epochs and warmup: the part of every family member's search space."""
+    return {"lr": trial.suggest_float("lr", lr_low, lr_high, log=True),
+            "epochs": trial.suggest_int("epochs", 1, max_epochs),
+            "warmup_ratio": trial.suggest_float("warmup_ratio", 0.0, 0.2)}
+
+
+def wrap_peft(model, config, strategy: str, log=print):
+    """`get_peft_model(model, config)`, with the classification head trained in full
+    (modules_to_save), as one clear error where peft cannot place the method on this model."""
+    silence_kernel_notice()  # peft imports bitsandbytes, where installed, on its own import
+    from peft import get_peft_model
+
+    heads = classifier_head_names(model)
+    if hasattr(config, "modules_to_save"):
+        config.modules_to_save = list(heads)  # a copy: peft appends its own default names for SEQ_CLS
+    model.config.use_cache = False  # training: no key/value cache to keep
+    try:
+        peft_model = get_peft_model(model, config)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        raise BenchError(f"{strategy}: peft cannot apply {type(config).__name__} to this model "
+                         f"({str(exc).splitlines()[0][:200]}); try another --model or target_modules") from None
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    log(f"{strategy}: {type(config).__name__} placed; {trainable:,} of {total:,} parameters train "
+        f"(head in full: {heads})")
+    return peft_model
+
+
+def load_base(ctx: RunContext, p: AdapterTrainParams):
+    """The tokenizer and the sequence-classification model (fresh head), frozen base in lora's dtype."""
+    from strategies.lora import frozen_dtype
+
+    path = ctx.model_path()
+    tokenizer = load_tokenizer(path)
+    model = load_classifier(path, ctx, tokenizer, dtype=frozen_dtype(ctx), **load_kwargs(p)).to(ctx.device)
+    return model, tokenizer
+
+
+def run_peft_method(ctx: RunContext, p: AdapterTrainParams, strategy: str,
+                    make_config: Callable[[object], object],
+                    while_training: Callable[[object], ContextManager] | None = None) -> StrategyResult:
+    """Load, wrap in `make_config(model)`, train and evaluate, with the adapter's bytes on disk;
+    `while_training(peft_model)` is a context held around training (e.g. adalora's step hooks)."""
+    with ctx.tracker.phase("load"):
+        model, tokenizer = load_base(ctx, p)
+        model = wrap_peft(model, make_config(model), strategy, log=ctx.tracker.log)
+        model = apply_speed_params(model, p, log=ctx.tracker.log)
+    with while_training(model) if while_training else contextlib.nullcontext():
+        return train_and_evaluate(ctx, model, tokenizer, p, extra_cost=adapter_cost)
+
+
+# ---------------------------------------------------------------- checks before any model loads
+
+
+def model_type_of(model_ref) -> str | None:
+    """The model's `model_type` without loading weights: a folder's config.json, a GGUF header, or a
+    random architecture's spec; None where it cannot be had cheaply (a Hub id not yet cached)."""
+    extra = getattr(model_ref, "extra", {}) or {}
+    if extra.get("random_weights"):
+        from bench.engine.models import RANDOM_ARCHITECTURES
+
+        return RANDOM_ARCHITECTURES.get(extra.get("architecture_name"), {}).get("model_type")
+    source = Path(str(getattr(model_ref, "source", "")))
+    if getattr(model_ref, "gguf", False) and source.is_file():
+        with contextlib.suppress(Exception):  # an unreadable header: leave it to the load
+            from gguf import GGUFReader
+
+            field = GGUFReader(source).fields["general.architecture"]
+            return bytes(field.parts[field.data[0]]).decode()
+        return None
+    config = source / "config.json"
+    if config.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(config.read_text()).get("model_type")
+    return None
+
+
+def forward_arguments(model_type: str, strategy: str) -> set[str]:
+    """The arguments that reach the backbone of `model_type`'s sequence-classification model: those of
+    the classification class's forward, plus the backbone's where the class passes **kwargs on (BERT
+    in transformers 5). Classes are inspected, not built; an error where there is no such class."""
+    import transformers
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+                                                         MODEL_MAPPING_NAMES)
+
+    name = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.get(model_type)
+    cls = getattr(transformers, name, None) if name else None
+    if cls is None:
+        raise BenchError(f"{strategy}: transformers has no sequence-classification model for model_type "
+                         f"'{model_type}'; use a model that has one (e.g. --model smollm2 or minilm)")
+    arguments = inspect.signature(cls.forward).parameters
+    names = {n for n, a in arguments.items() if a.kind is not inspect.Parameter.VAR_KEYWORD}
+    backbone = getattr(transformers, str(MODEL_MAPPING_NAMES.get(model_type)), None)
+    if backbone is not None and any(a.kind is inspect.Parameter.VAR_KEYWORD for a in arguments.values()):
+        names |= set(inspect.signature(backbone.forward).parameters)
+    return names
+
+
+def require_forward_argument(model_ref, argument: str, strategy: str, why: str) -> None:
+    """One error before loading where the model's classification forward cannot take `argument`."""
+    model_type = model_type_of(model_ref)
+    if model_type is None:
+        return  # unknown until loaded: wrap_peft's error covers it then
+    if argument not in forward_arguments(model_type, strategy):
+        raise BenchError(f"{strategy} cannot do sequence classification with model_type '{model_type}': its "
+                         f"classification forward takes no {argument} ({why}); use --model smollm2 or minilm, "
+                         "or the strategy lora")

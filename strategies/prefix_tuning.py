@@ -1,0 +1,49 @@
+"""prefix-tuning: trained key/value vectors prepended in every attention layer of a frozen model
+(peft PrefixTuning, Li & Liang 2021), plus a trained head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.core.params import param
+from bench.engine.context import RunContext
+from bench.engine.training import retuned
+from strategies.base import Strategy, StrategyResult
+from strategies.peft_family import (AdapterTrainParams, require_forward_argument, run_peft_method,
+                                    training_search_space)
+
+
+@dataclass
+class PrefixTuningParams(AdapterTrainParams):
+    """Starting values, not swept here (peft_family.UNTUNED): 16 virtual tokens at lr 1e-2.
+    `prefix_projection` trains the prefix through a 2-layer MLP (the paper's
+    reparametrization: steadier, but many more trainable weights)."""
+
+    lr: float = retuned("lr", 1e-2)
+    num_virtual_tokens: int = param(16, ge=1)
+    prefix_projection: bool = False
+
+
+class PrefixTuning(Strategy):
+    name = "prefix-tuning"
+    description = "trained key/value prefixes in every attention layer of a frozen model, plus a trained head"
+    default_model = "smollm2"
+    flops_kind = "adapter"
+    Params = PrefixTuningParams
+
+    def search_space(self, trial):
+        return {**training_search_space(trial, 1e-3, 1e-1),
+                "num_virtual_tokens": trial.suggest_categorical("num_virtual_tokens", [8, 16, 32])}
+
+    def check(self, params: PrefixTuningParams, model) -> None:
+        require_forward_argument(model, "past_key_values", self.name,
+                                 "the prefixes are fed as past keys and values")
+
+    def run(self, ctx: RunContext, p: PrefixTuningParams) -> StrategyResult:
+        from peft import PrefixTuningConfig, TaskType
+
+        def config(model):
+            return PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=p.num_virtual_tokens,
+                                      prefix_projection=p.prefix_projection)
+
+        return run_peft_method(ctx, p, self.name, config)

@@ -1,0 +1,73 @@
+"""prompt-tuning: trained soft-prompt vectors prepended to the input embeddings of a frozen model
+(peft PromptTuning, Lester et al. 2021), plus a trained head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.core.params import param
+from bench.engine.context import RunContext
+from bench.engine.training import retuned
+from strategies.base import Strategy, StrategyResult
+from strategies.peft_family import (AdapterTrainParams, require_forward_argument, run_peft_method,
+                                    training_search_space)
+
+
+@dataclass
+class PromptTuningParams(AdapterTrainParams):
+    """Starting values, not swept here (peft_family.UNTUNED): 16 virtual tokens at lr 1e-2 (soft prompts
+    need lrs far above LoRA's). The soft prompt is initialized from `init_text`'s token embeddings
+    (empty: random), which the prompt-tuning paper found steadier than random vectors on small models."""
+
+    lr: float = retuned("lr", 1e-2)
+    num_virtual_tokens: int = param(16, ge=1)
+    init_text: str = "Classify the topic of this text:"
+
+
+def left_pad_prompted_rows(module, args, kwargs):
+    """Forward pre-hook for decoders: peft hands the model input embeddings (soft prompt first), no
+    input ids, so transformers' decoder classifiers read the last position, which on a right-padded
+    row is padding. Moving each row's padding to its front puts the last real token there; RoPE sees
+    only relative positions, so the real tokens' attention is unchanged."""
+    import torch
+
+    embeds, mask = kwargs.get("inputs_embeds"), kwargs.get("attention_mask")
+    if embeds is None or mask is None:
+        return None
+    width = mask.shape[1]
+    shift = (width - mask.sum(1)).long()  # peft's prompt mask is float ones
+    if not bool(shift.any()):
+        return None
+    index = (torch.arange(width, device=mask.device)[None, :] - shift[:, None]) % width
+    kwargs["inputs_embeds"] = embeds.gather(1, index[..., None].expand_as(embeds))
+    kwargs["attention_mask"] = mask.gather(1, index)
+    return args, kwargs
+
+
+class PromptTuning(Strategy):
+    name = "prompt-tuning"
+    description = "trained soft-prompt vectors prepended to the input of a frozen model, plus a trained head"
+    default_model = "smollm2"
+    flops_kind = "adapter"
+    Params = PromptTuningParams
+
+    def search_space(self, trial):
+        return {**training_search_space(trial, 1e-3, 1e-1),
+                "num_virtual_tokens": trial.suggest_categorical("num_virtual_tokens", [8, 16, 32])}
+
+    def check(self, params: PromptTuningParams, model) -> None:
+        require_forward_argument(model, "inputs_embeds", self.name, "the soft prompt is fed as input embeddings")
+
+    def run(self, ctx: RunContext, p: PromptTuningParams) -> StrategyResult:
+        from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+        path = ctx.model_path()
+
+        def config(model):
+            if ctx.model.architecture != "encoder" and hasattr(model, "score"):  # last-token classifier
+                model.register_forward_pre_hook(left_pad_prompted_rows, with_kwargs=True)
+            init = dict(prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=p.init_text,
+                        tokenizer_name_or_path=path) if p.init_text.strip() else {}
+            return PromptTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=p.num_virtual_tokens, **init)
+
+        return run_peft_method(ctx, p, self.name, config)
