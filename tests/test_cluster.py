@@ -228,7 +228,9 @@ def test_a_worker_killed_on_ray_leaves_a_failed_record_and_a_rerun_finishes(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # the run is endless by design: a Ctrl-C that does not land must fail, not hang CI
 def test_ctrl_c_on_ray_cancels_the_running_runs_and_keeps_the_rest(tmp_path, tiny_bert, ray_here):
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever an earlier test left installed
     from bench.commands.cli import experiment_from_args, build_parser
     from bench.running.plan import plan
 

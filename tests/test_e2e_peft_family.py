@@ -32,6 +32,6 @@ def test_peft_family_through_the_cli_with_the_shipped_models(tmp_path):
     ia3, int8 = recs["ia3"]["cost"], recs["lora-8bit"]["cost"]
     assert ia3["trainable_params"] < int8["trainable_params"] / 10  # rescaling vectors, not matrices
     # SmolLM2 in LLM.int8: its linear layers one byte a weight, the embeddings and head fp32
-    assert int8["quantized_footprint_mb"] < 0.6 * int8["total_params"] * 4 / 2**20
+    assert int8["strategy"]["quantized_footprint_mb"] < 0.6 * int8["total_params"] * 4 / 2**20
     html = (tmp_path / "index.html").read_text()
     assert all(name in html for name in recs)
