@@ -35,6 +35,10 @@ def _own_signal_handlers():
     """cli.main installs SIGINT/SIGTERM handlers, and after a stop sets both to ignored: each test
     here starts and ends with the handlers it found, so a later Ctrl-C test still gets its signal."""
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # and Python's own handlers while it runs: an earlier in-process cli.main (another test file) that
+    # stopped left them ignored, which made the Ctrl-C tests here wait for their runs to end
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     yield
     for sig, handler in saved.items():
         signal.signal(sig, handler)
