@@ -29,6 +29,6 @@ def test_zero_shot_lora_qlora_with_smollm2(tmp_path):
     # the same adapters and head on the same model: the same trainable count, 4-bit or not
     assert qlora["cost"]["trainable_params"] == lora["cost"]["trainable_params"]
     assert abs(qlora["cost"]["total_params"] - lora["cost"]["total_params"]) < 0.01 * lora["cost"]["total_params"]
-    assert qlora["cost"]["quantized_footprint_mb"] < 0.5 * lora["cost"]["total_params"] * 4 / 2**20
+    assert qlora["cost"]["strategy"]["quantized_footprint_mb"] < 0.5 * lora["cost"]["total_params"] * 4 / 2**20
     # 4-bit weights and recomputed activations: the qlora process peaks lower (default split: 1.7 vs 2.6 GB)
     assert qlora["cost"]["peak_rss_mb"] < lora["cost"]["peak_rss_mb"], (qlora["cost"], lora["cost"])
