@@ -16,7 +16,7 @@ def test_instruct_ft_and_setfit_with_the_shipped_models(tmp_path):
                     "--param", "setfit.max_length=64", "--results-dir", str(tmp_path / "r"),
                     "-o", str(tmp_path / "index.html"), timeout=1200)
     assert out.returncode == 0, out.stderr[-3000:]
-    recs = {r["strategy"]: r for r in iter_records(tmp_path / "r")}
+    recs = {r.strategy: r.to_dict() for r in iter_records(tmp_path / "r")}
     assert {r["status"] for r in recs.values()} == {"ok"}
     ift, setfit = recs["instruct-ft"], recs["setfit"]
     # instruct-ft: adapters only, scored over the 5 labels like zero-shot (chance is 0.2)
