@@ -4,7 +4,6 @@ study, and a two-worker study on a PostgreSQL server these tests start (tests/cl
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys

@@ -35,7 +35,7 @@ def now() -> str:
 
 def base_record(spec: RunSpec, status: str, error: str | None = None) -> Record:
     """What every record has, whatever its status (failed runs carry no metrics)."""
-    study = StudyInfo.from_dict({k: v for k, v in spec.study.items() if k != "trial_id"}) if spec.study else None
+    study = StudyInfo.from_dict(spec.study) if spec.study else None
     return Record(run_id=spec.run_id, status=status, error=mask_secrets(error), strategy=spec.strategy,
                   seed=spec.seed, eval_split=spec.eval_split, study=study, model=ModelInfo(name=spec.model),
                   dataset=DatasetInfo(name=spec.dataset), params=spec.params, config=spec.to_dict(),
