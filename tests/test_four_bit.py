@@ -139,3 +139,17 @@ def test_kernel_notice_is_dropped_and_other_bitsandbytes_messages_kept():
 
     assert not notice_logger.filter(record(four_bit.KERNEL_NOTICE_START + ": No module named 'kernels'. %s"))
     assert notice_logger.filter(record("Input type into Linear4bit is torch.float16 ..."))
+
+
+def test_every_worker_drops_the_kernel_notice_whatever_imports_bitsandbytes_first():
+    """The worker installs the filter before any strategy runs: dora's first import of bitsandbytes
+    (through peft) printed the notice while lora's, guarded at its own import site, did not."""
+    bare = subprocess.run([sys.executable, "-c", "import peft, bitsandbytes"], capture_output=True, text=True,
+                          timeout=120)
+    if "gemm_4bit" not in bare.stderr:
+        pytest.skip("this bitsandbytes prints no kernel notice here: nothing to drop")
+    code = ("from bench.running.worker import quiet_library_noise; quiet_library_noise(); "
+            "import peft, bitsandbytes")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "gemm_4bit" not in result.stderr, result.stderr

@@ -112,8 +112,14 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
 
 def quiet_library_noise() -> None:
     """Deprecation notices that libraries raise about each other's calls (peft calling
-    transformers' renamed gradient-checkpointing API) say nothing a user can act on."""
+    transformers' renamed gradient-checkpointing API) say nothing a user can act on; neither does
+    bitsandbytes' notice about a Hub-only kernel, which any strategy's first import of peft or
+    transformers' optimizers can trigger."""
     import warnings
+
+    from bench.engine.four_bit import silence_kernel_notice
+
+    silence_kernel_notice()
 
     warnings.filterwarnings("ignore", category=FutureWarning, message=r".*(is_gradient_checkpointing|"
                             r"gradient_checkpointing_enable).*deprecated")
