@@ -17,6 +17,7 @@ from bench.engine.training import retuned
 from bench.engine.context import RunContext
 from strategies.base import Strategy, StrategyResult
 from strategies.common import keep_trainable_fp32
+from strategies.label_words import is_auto, search_label_words
 from strategies.label_scoring import PRIORS, Scored, load_causal_lm, log_softmax, score_prompts
 from strategies.peft_common import (LoRAParams, adapter_bytes, check_lora_params, default_target_modules,
                                     lora_search_space, target_module_list)
@@ -35,7 +36,9 @@ class InstructFTParams(LoRAParams):
     lr: float = retuned("lr", 1e-3)
     template: str = "terse"  # a name in prompting.TEMPLATES, or a template text with {text}
     answer_prefix: str | None = None
-    verbalizers: dict[str, str] | None = None  # label name -> the words written and scored; None: the names
+    # label name -> the words written and scored; None: the names; "auto": chosen on train rows
+    # by the untrained model (label_words.py), as zero-shot's
+    verbalizers: dict[str, str] | str | None = None
     calibrate: bool = True  # zero-shot's calibration, for the baseline and the trained model alike
     calibration_prior: str = param("batch", choices=PRIORS)
 
@@ -56,8 +59,10 @@ class InstructFineTune(Strategy):
                              "use --model smollm2 or another causal LM")
         check_lora_params(params, self.name)
         resolve_template(params.template, params.answer_prefix)
-        if params.verbalizers is not None and not isinstance(params.verbalizers, dict):
-            raise BenchError("instruct-ft verbalizers must map label names to words, e.g. {sports: sport}")
+        if params.verbalizers is not None and not is_auto(params.verbalizers) \
+                and not isinstance(params.verbalizers, dict):
+            raise BenchError("instruct-ft verbalizers must map label names to words, e.g. {sports: sport}, "
+                             "or be auto (chosen on train rows)")
         if params.compile_layers or params.liger_kernels:
             raise BenchError("instruct-ft: compile_layers and liger_kernels are not supported here; leave them off")
 
@@ -65,9 +70,14 @@ class InstructFineTune(Strategy):
         with ctx.tracker.phase("load"):
             tokenizer, model = load_causal_lm(ctx)
         with ctx.tracker.phase("prepare"):
-            words = verbalizer_list(ctx.data.labels, p.verbalizers)
             template, answer_prefix = resolve_template(p.template, p.answer_prefix)
-            prompts = PromptBuilder(tokenizer, template, answer_prefix, words, [], p.max_length)
+
+            def make_prompts(words):
+                return PromptBuilder(tokenizer, template, answer_prefix, words, [], p.max_length)
+
+            words = (search_label_words(model, tokenizer, make_prompts, ctx) if is_auto(p.verbalizers)
+                     else verbalizer_list(ctx.data.labels, p.verbalizers))
+            prompts = make_prompts(words)
             label_ids = prompts.label_ids()
             train_rows = [(ids, label_ids[y]) for ids, y in
                           zip(prompts.encode_all(ctx.data.train.texts), ctx.data.train.labels)]
@@ -112,7 +122,8 @@ def add_causal_lora(model, p: InstructFTParams, log=print):
 
 
 def label_batch(rows: list[tuple[list[int], list[int]]], pad_id: int, device: str):
-    """Prompt + label ids, right-padded; the loss targets are the label tokens alone."""
+    """Prompt + label ids, left-padded so every row's label ends at the last position; the loss
+    targets are the label tokens alone. Position ids count real tokens only, as they would unpadded."""
     import torch
 
     width = max(len(prompt) + len(label) for prompt, label in rows)
@@ -120,11 +131,27 @@ def label_batch(rows: list[tuple[list[int], list[int]]], pad_id: int, device: st
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     for i, (prompt, label) in enumerate(rows):
-        n = len(prompt) + len(label)
-        ids[i, :n] = torch.tensor(prompt + label)
-        mask[i, :n] = 1
-        targets[i, len(prompt):n] = torch.tensor(label)
-    return ids.to(device), mask.to(device), targets.to(device)
+        start = width - len(prompt) - len(label)
+        ids[i, start:] = torch.tensor(prompt + label)
+        mask[i, start:] = 1
+        targets[i, width - len(label):] = torch.tensor(label)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), targets.to(device), positions.to(device)
+
+
+def label_logits(model, ids, mask, positions, label_width: int):
+    """The LM's logits at the last `label_width + 1` positions only, the ones that predict label
+    tokens: the vocabulary projection of every prompt position (49k columns for SmolLM2) would be
+    most of a step's activation memory, for no loss."""
+    keep = {"logits_to_keep": label_width + 1} if accepts_logits_to_keep(model) else {}
+    return model(input_ids=ids, attention_mask=mask, position_ids=positions, **keep).logits
+
+
+def accepts_logits_to_keep(model) -> bool:
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
 def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams, prompts: PromptBuilder) -> None:
@@ -157,9 +184,12 @@ def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams,
         with ctx.tracker.phase("train"):
             bar = ctx.tracker.progress(total=len(rows), desc=f"epoch {epoch}/{p.epochs}", unit="ex")
             for idx in batches:
-                ids, mask, targets = label_batch([rows[i] for i in idx], pad, device)
+                batch = [rows[i] for i in idx]
+                ids, mask, targets, positions = label_batch(batch, pad, device)
+                label_width = max(len(label) for _, label in batch)
                 with autocast(device, bf16):
-                    logits = model(input_ids=ids, attention_mask=mask).logits
+                    logits = label_logits(model, ids, mask, positions, label_width)
+                targets = targets[:, targets.shape[1] - logits.shape[1]:]  # the positions the logits cover
                 loss = label_token_loss(logits, targets, None if weights is None else weights[idx])
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)

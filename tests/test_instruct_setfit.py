@@ -17,7 +17,8 @@ from bench.core.records import write_record
 from bench.engine.models import ModelRef
 from bench.reporting.report import render_report
 from strategies.common import load_tokenizer
-from strategies.instruct_ft import (IGNORE, InstructFineTune, InstructFTParams, label_batch, label_token_loss)
+from strategies.instruct_ft import (IGNORE, InstructFineTune, InstructFTParams, label_batch, label_logits,
+                                   label_token_loss)
 from strategies.label_scoring import calibrate, content_free_prior, log_softmax, score_prompts
 from strategies.prompting import TEMPLATES, PromptBuilder
 from strategies.setfit_contrastive import SetFit, SetFitParams, capped_steps
@@ -28,21 +29,22 @@ from tests.test_report import ok_record, text_of
 TINY_INSTRUCT = dict(max_length=12, epochs=2, batch_size=8, lr=5e-3)
 
 
-def test_label_batch_targets_only_the_label_tokens():
-    ids, mask, targets = label_batch([([5, 6, 7], [9]), ([5, 6], [10, 11])], pad_id=0, device="cpu")
+def test_label_batch_left_pads_and_targets_only_the_label_tokens():
+    ids, mask, targets, positions = label_batch([([5, 6, 7], [9]), ([5, 6], [10, 11])], pad_id=0, device="cpu")
     assert ids.tolist() == [[5, 6, 7, 9], [5, 6, 10, 11]]
     assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 1, 1]]
     assert targets.tolist() == [[IGNORE, IGNORE, IGNORE, 9], [IGNORE, IGNORE, 10, 11]]
-    ids, mask, targets = label_batch([([5], [9]), ([5, 6, 7], [9])], pad_id=0, device="cpu")
-    assert ids[0].tolist() == [5, 9, 0, 0] and mask[0].tolist() == [1, 1, 0, 0]
-    assert targets[0].tolist() == [IGNORE, 9, IGNORE, IGNORE]  # padding carries no loss
+    ids, mask, targets, positions = label_batch([([5], [9]), ([5, 6, 7], [9])], pad_id=0, device="cpu")
+    assert ids[0].tolist() == [0, 0, 5, 9] and mask[0].tolist() == [0, 0, 1, 1]
+    assert targets[0].tolist() == [IGNORE, IGNORE, IGNORE, 9]  # padding carries no loss
+    assert positions[0].tolist() == [0, 0, 0, 1] and positions[1].tolist() == [0, 1, 2, 3]
 
 
 def test_label_token_loss_equals_transformers_causal_loss(tiny_llama):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
-    ids, mask, targets = label_batch([([5, 6, 7], [9]), ([5, 6], [10, 11])], pad_id=0, device="cpu")
+    ids, mask, targets, _ = label_batch([([5, 6, 7], [9]), ([5, 6], [10, 11])], pad_id=0, device="cpu")
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask, labels=targets)
         ours = label_token_loss(out.logits, targets)
@@ -51,6 +53,26 @@ def test_label_token_loss_equals_transformers_causal_loss(tiny_llama):
     first = label_token_loss(out.logits, targets, torch.tensor([1.0, 0.0]))
     logp = torch.log_softmax(out.logits[0, 2], -1)[9]
     assert first.item() == pytest.approx(-logp.item(), rel=1e-5)
+
+
+def test_padded_batch_with_kept_label_logits_gives_each_rows_unpadded_loss(tiny_llama):
+    """Left padding, position ids and logits_to_keep change nothing: the batch's loss is the mean of
+    the label tokens' losses computed row by row without padding over every position."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    rows = [([5, 6, 7, 8, 12, 13], [9]), ([5, 6], [10, 11]), ([7, 7, 7], [14, 15, 16])]
+    ids, mask, targets, positions = label_batch(rows, pad_id=0, device="cpu")
+    with torch.no_grad():
+        logits = label_logits(model, ids, mask, positions, label_width=3)
+        assert logits.shape[1] == 4  # the vocabulary projection of 4 positions, not all 9
+        batched = label_token_loss(logits, targets[:, targets.shape[1] - logits.shape[1]:])
+        token_losses = []
+        for prompt, label in rows:
+            alone = torch.tensor([prompt + label])
+            logp = torch.log_softmax(model(input_ids=alone).logits[0], -1)
+            token_losses += [-logp[len(prompt) - 1 + j, t] for j, t in enumerate(label)]
+    assert batched.item() == pytest.approx(torch.stack(token_losses).mean().item(), rel=1e-4)
 
 
 def test_instruct_ft_trains_only_adapters_and_its_baseline_is_zero_shot_on_the_same_prompt(task, tiny_llama):
