@@ -123,12 +123,15 @@ class PromptBuilder:
         rendered = self.render(TEXT_MARK)
         return self.ids(rendered.split(TEXT_MARK)[0]) if TEXT_MARK in rendered else []
 
+    def label_lead(self) -> str:
+        """What comes before a label's word: a space, unless the prompt already ends in whitespace."""
+        return "" if self.render("")[-1:].isspace() else " "
+
     def label_ids(self) -> list[list[int]]:
         """A label follows the prompt after a space, as a word in running text (" sports" is one
         common token where "sports" right after a newline may split oddly), unless the prompt
         already ends in whitespace."""
-        lead = "" if self.render("")[-1:].isspace() else " "
-        ids = [self.tokenizer(lead + w, add_special_tokens=False)["input_ids"] for w in self.words]
+        ids = [self.tokenizer(self.label_lead() + w, add_special_tokens=False)["input_ids"] for w in self.words]
         empty = [w for w, x in zip(self.words, ids) if not x]
         if empty:
             raise BenchError(f"zero-shot verbalizers {empty} tokenize to nothing; choose other words")

@@ -44,6 +44,8 @@ def allowed(f: dataclasses.Field, hint: Any) -> str:
 
 def type_name(hint: Any) -> str:
     base, optional = _unwrap_optional(hint)
+    if _is_union(base):
+        return " or ".join(type_name(a) for a in typing.get_args(base)) + (" or null" if optional else "")
     name = {int: "int (a whole number)", float: "float (a finite number)", bool: "bool (true or false)",
             str: "str (text)"}.get(base)
     if name is None:
@@ -52,11 +54,17 @@ def type_name(hint: Any) -> str:
     return name + (" or null" if optional else "")
 
 
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
 def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+    """(the hint without None, whether None was allowed); a union of several types stays a union
+    (e.g. dict[str, str] | str: a mapping, or a word such as zero-shot's verbalizers=auto)."""
+    if _is_union(hint):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], len(args) < len(typing.get_args(hint))
+        optional = len(args) < len(typing.get_args(hint))
+        return (args[0] if len(args) == 1 else typing.Union[tuple(args)]), optional
     return hint, False
 
 
@@ -84,6 +92,13 @@ def coerce_value(value: Any, hint: Any) -> Any:
         if optional:
             return None
         raise ValueError("null is not allowed")
+    if _is_union(base):  # the first type the value can be, in the declared order
+        for option in typing.get_args(base):
+            try:
+                return coerce_value(value, option)
+            except ValueError:
+                continue
+        raise ValueError
     if base is bool:
         if isinstance(value, str):
             table = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
