@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,7 @@ class SetFit(Strategy):
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
 
+        quiet_setfit()
         with ctx.tracker.phase("load"):
             head = {"C": p.C, "max_iter": 2000, "random_state": ctx.seed,
                     "class_weight": "balanced" if p.class_weights else None}
@@ -72,13 +74,21 @@ class SetFit(Strategy):
             baseline = random_head_predictions(model.encode(ctx.eval.texts), len(ctx.data.labels), ctx.seed)
         train = ctx.data.train
         dataset = Dataset.from_dict({"text": list(train.texts), "label": [int(y) for y in train.labels]})
-        with tempfile.TemporaryDirectory(prefix="ftbench-setfit-") as folder, ctx.tracker.phase("train"):
+        steps = capped_steps(p, len(train))
+        ctx.tracker.log(f"setfit: {steps} contrastive steps of {p.batch_size} pairs ({p.num_iterations} positive and "
+                        f"negative pairs a row{', capped by max_steps' if steps == p.max_steps else ''}), "
+                        "then a logistic-regression head")
+        with tempfile.TemporaryDirectory(prefix="ftbench-setfit-") as folder, ctx.tracker.phase("train"), \
+                warnings.catch_warnings():
+            # the Trainer's DataLoader asks for pinned memory, which a CPU run does not have
+            warnings.filterwarnings("ignore", message=".*pin_memory.*")
             args = TrainingArguments(output_dir=folder, batch_size=p.batch_size, num_epochs=p.epochs,
-                                     num_iterations=p.num_iterations, max_steps=capped_steps(p, len(train)),
+                                     num_iterations=p.num_iterations, max_steps=steps,
                                      body_learning_rate=p.body_lr, max_length=p.max_length, seed=ctx.seed,
                                      report_to="none", save_strategy="no", logging_strategy="no",
-                                     show_progress_bar=not ctx.tracker.quiet)
+                                     show_progress_bar=False)
             trainer = Trainer(model=model, args=args, train_dataset=dataset)
+            use_tracker_bar(trainer, ctx, steps)
             trainer.train()
         ctx.tracker.count("train_examples", len(train))
         history_entry(model, ctx)
@@ -89,6 +99,40 @@ class SetFit(Strategy):
         head_params = int(model.model_head.coef_.size + model.model_head.intercept_.size)
         return StrategyResult([int(x) for x in preds], body + head_params, body + head_params,
                               baseline_predictions=baseline.tolist(), extra_cost={"head_params": head_params})
+
+
+def quiet_setfit() -> None:
+    """setfit sets its own loggers to INFO on import (its "***** Running training *****" block) and
+    warns that the encoder folder has no head, which is the point here; our log says what runs.
+    The datasets map over the train rows (milliseconds) needs no bar either."""
+    import logging
+
+    from datasets.utils.logging import disable_progress_bar
+    from setfit import logging as setfit_logging
+
+    setfit_logging.set_verbosity_warning()
+    logging.getLogger("setfit.modeling").setLevel(logging.ERROR)
+    disable_progress_bar()
+
+
+def use_tracker_bar(trainer, ctx: RunContext, steps: int) -> None:
+    """The Trainer's own progress and log printers out (they print loss dicts even with logging off),
+    a step bar of the run's tracker in (silent under -q, as every other strategy's)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+    class TrackerBar(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = ctx.tracker.progress(total=steps, desc="contrastive pairs", unit="step")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.bar.update(1)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.bar.close()
+
+    for printer in (PrinterCallback, ProgressCallback):
+        trainer.pop_callback(printer)
+    trainer.add_callback(TrackerBar())
 
 
 def capped_steps(p: SetFitParams, n_rows: int) -> int:

@@ -125,9 +125,13 @@ def test_batch_prior_is_the_mean_label_probability_of_the_scored_texts(task, tin
         score_prompts(model, prompts, ids[:1], ctx, "uniform")
 
 
-def test_setfit_trains_encoder_and_head(task, tiny_bert):
+def test_setfit_trains_encoder_and_head(task, tiny_bert, capfd):
     ctx = context(task, tiny_bert, architecture="encoder")
     result = SetFit().run(ctx, SetFitParams(num_iterations=2, max_steps=6, batch_size=8, max_length=16))
+    printed = "".join(capfd.readouterr())
+    # quiet (-q): none of setfit's, the Trainer's or datasets' own output, only our log line
+    for chatter in ("Running training", "model_head.pkl", "embedding_loss", "train_runtime", "pin_memory", "Map"):
+        assert chatter not in printed, printed
     assert len(result.predictions) == len(task.test) and set(result.predictions) <= {0, 1, 2}
     assert len(result.baseline_predictions) == len(task.test)
     head = result.extra_cost["head_params"]
