@@ -123,3 +123,23 @@ def test_list_marks_what_is_available(tmp_path):
                  "smollm2"):
         assert name in out.stdout
     assert "yes bbc-news" in out.stdout.replace("  ", " ")
+
+
+def test_in_process_main_puts_back_the_signal_handlers_it_found_even_after_a_stop(monkeypatch):
+    """A stop sets both signals to ignored (the cleanup runs once); called in-process, main must not
+    leave them so: a later Ctrl-C in the same interpreter (the cluster tests) would go unheard."""
+    from bench.commands import cli
+
+    def stopped_by_sigterm(args):
+        cli._stop(signal.SIGTERM, None)  # what the handler does when SIGTERM arrives
+
+    monkeypatch.setitem(cli.COMMANDS, "list", stopped_by_sigterm)
+    found = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert cli.main(["list"]) == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is found[signal.SIGTERM]
+    finally:
+        for sig, handler in found.items():
+            signal.signal(sig, handler)

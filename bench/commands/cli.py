@@ -259,8 +259,11 @@ def _stop(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # put back on return what was found: called in-process (tests, a notebook), a stop would
+    # otherwise leave both signals ignored for whatever runs next in this interpreter
+    found = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, _stop)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the shell made us ignore it
+    if found[signal.SIGINT] is signal.default_int_handler:  # not where the shell made us ignore it
         signal.signal(signal.SIGINT, _stop)
     try:
         load_plugins()
@@ -272,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         signum = getattr(exc, "signum", signal.SIGINT)
         print("terminated" if signum == signal.SIGTERM else "interrupted", file=sys.stderr)
         return 128 + signum
+    finally:
+        for sig, handler in found.items():
+            if handler is not None:  # None: set outside Python, cannot be put back from here
+                signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
