@@ -4,6 +4,7 @@ and which module is the head, the peft config, and the adapter's size on disk.""
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,9 @@ def add_lora(model, p: LoRAParams, log=print):
 def adapter_bytes(peft_model) -> int:
     """Bytes that save_pretrained writes for the adapter and the trained head (the model card
     README peft adds is left out: it is not part of the adapter)."""
-    with tempfile.TemporaryDirectory(prefix="ftbench-adapter-") as folder:
+    with tempfile.TemporaryDirectory(prefix="ftbench-adapter-") as folder, warnings.catch_warnings():
+        # adalora prunes some matrices to rank 0, which peft takes for unsharded ZeRO-3/FSDP tensors
+        warnings.filterwarnings("ignore", message=r".*LoRA tensor\(s\) have invalid shape")
         peft_model.save_pretrained(folder)
         return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file() and f.name != "README.md")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from bench.core.params import param
@@ -44,6 +45,10 @@ def left_pad_prompted_rows(module, args, kwargs):
     return args, kwargs
 
 
+def not_the_inputs_embeds_notice(record: logging.LogRecord) -> bool:
+    return "will not detect padding tokens in `inputs_embeds`" not in record.getMessage()
+
+
 class PromptTuning(Strategy):
     name = "prompt-tuning"
     description = "trained soft-prompt vectors prepended to the input of a frozen model, plus a trained head"
@@ -66,6 +71,8 @@ class PromptTuning(Strategy):
         def config(model):
             if ctx.model.architecture != "encoder" and hasattr(model, "score"):  # last-token classifier
                 model.register_forward_pre_hook(left_pad_prompted_rows, with_kwargs=True)
+                # transformers warns that it cannot find padding in input embeddings: the hook moved it
+                logging.getLogger("transformers.modeling_layers").addFilter(not_the_inputs_embeds_notice)
             init = dict(prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=p.init_text,
                         tokenizer_name_or_path=path) if p.init_text.strip() else {}
             return PromptTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=p.num_virtual_tokens, **init)
