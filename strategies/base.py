@@ -48,6 +48,9 @@ class Strategy:
     flops_kind: ClassVar[str] = "adapter"
     # Part of a plain `bench run` (no --strategies): the default comparison must fit ~10 CPU minutes
     in_default_run: ClassVar[bool] = False
+    # What to try when a run predicts one class for (nearly) every row: said after the record's
+    # collapse warning (bench/core/metrics.collapse_warnings)
+    collapse_advice: ClassVar[str | None] = None
 
     def check_device(self, params: Any, device: str) -> None:
         """Checks that need the resolved device, before any model loads (raise BenchError). Default:

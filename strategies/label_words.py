@@ -19,6 +19,7 @@ from bench.engine.context import RunContext
 AUTO = "auto"
 ROWS_PER_CLASS = 16  # LM-BFF's few-shot setting; more rows cost a forward pass each
 CANDIDATES = 100  # per class, the likeliest word tokens after its rows that may become its word
+SHORTLIST = 20  # of those, the most class-specific, among which accuracy on the rows decides
 WORD = re.compile(r"^[A-Za-z]{3,}$")  # a whole word of letters
 
 
@@ -66,23 +67,51 @@ def next_token_logprobs(model, prompt_ids: list[list[int]], ctx: RunContext, tok
 
 
 def choose_words(logprobs: np.ndarray, classes: np.ndarray, n_classes: int, words: list[str],
-                 candidates: int = CANDIDATES) -> list[str]:
-    """One distinct word per class: among each class's `candidates` likeliest words (mean
-    log-probability over its rows), the one whose mean log-probability exceeds its mean over the
-    other classes' rows (each class weighted alike) by the most; greedy, best margin first."""
+                 candidates: int = CANDIDATES, shortlist: int = SHORTLIST) -> list[str]:
+    """One distinct word per class. Each class's shortlist: among its `candidates` likeliest words
+    (mean log-probability over its rows), the `shortlist` whose mean log-probability exceeds their
+    mean over the other classes' rows (each class weighted alike) by the most. Start from the best
+    margins (greedy, distinct), then, as LM-BFF re-ranks its candidates by accuracy, change one
+    class's word at a time to the shortlisted word that most raises the calibrated balanced accuracy
+    on these rows, until no change helps."""
     means = np.stack([logprobs[classes == c].mean(0) for c in range(n_classes)])  # (classes, words)
     margins = np.stack([means[c] - np.delete(means, c, 0).mean(0) for c in range(n_classes)])
-    options = []
+    short = []
     for c in range(n_classes):
         likely = np.argsort(-means[c])[:candidates]
-        options += [(margins[c, w], c, w) for w in likely]
+        short.append(likely[np.argsort(-margins[c, likely])][:shortlist])
+    options = sorted(((margins[c, w], c, w) for c in range(n_classes) for w in short[c]), reverse=True)
     chosen: dict[int, int] = {}
-    for _, c, w in sorted(options, reverse=True):
+    for _, c, w in options:
         if c not in chosen and w not in chosen.values():
             chosen[c] = w
     if len(chosen) < n_classes:  # fewer distinct candidates than classes: widen the pool
-        return choose_words(logprobs, classes, n_classes, words, candidates * 4)
-    return [words[chosen[c]] for c in range(n_classes)]
+        return choose_words(logprobs, classes, n_classes, words, candidates * 4, shortlist * 4)
+    assignment = [chosen[c] for c in range(n_classes)]
+    best = assignment_score(logprobs, classes, assignment)
+    improved = True
+    while improved:
+        improved = False
+        for c in range(n_classes):
+            for w in short[c]:
+                if w in assignment:
+                    continue
+                trial = assignment[:c] + [w] + assignment[c + 1:]
+                score = assignment_score(logprobs, classes, trial)
+                if score > best + 1e-9:
+                    assignment, best, improved = trial, score, True
+    return [words[w] for w in assignment]
+
+
+def assignment_score(logprobs: np.ndarray, classes: np.ndarray, assignment: list[int]) -> float:
+    """Balanced accuracy on the search rows when class c is scored by word assignment[c], with the
+    batch calibration zero-shot applies (label_scoring)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from strategies.label_scoring import calibrate, content_free_prior
+
+    scores = logprobs[:, assignment]
+    return float(balanced_accuracy_score(classes, calibrate(scores, content_free_prior(scores)).argmax(1)))
 
 
 def search_label_words(model, tokenizer, make_prompts, ctx: RunContext) -> list[str]:

@@ -166,6 +166,8 @@ def test_collapse_to_one_class_is_a_warning():
     assert collapse_warnings(truth, [0] * 10 + [1] * 90, labels) == []  # 90%: not flagged
     assert collapse_warnings([1] * 96 + [0] * 4, [1] * 100, labels) == []  # the truth is that skewed too
     assert collapse_warnings([1, 1], [1, 1], labels) == []  # one true class: nothing else to predict
+    [line] = collapse_warnings(truth, [1] * 100, labels, ZeroShot.collapse_advice)  # what to try, at the end
+    assert line.endswith("--param zero-shot.verbalizers='{label: word}'") and "k_shot=4" in line
 
 
 def test_report_lists_record_warnings(tmp_path):

@@ -14,9 +14,11 @@ COLLAPSE_SHARE = 0.95  # a class taking this share of the predictions ...
 COLLAPSE_EXCESS = 0.25  # ... and this much more than its share of the truth: a collapse
 
 
-def collapse_warnings(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str]) -> list[str]:
+def collapse_warnings(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str],
+                      advice: str | None = None) -> list[str]:
     """One line when (nearly) every prediction is one class while the truth is spread over several:
-    the run separates nothing (on balanced data its balanced accuracy sits near 1 / classes)."""
+    the run separates nothing (on balanced data its balanced accuracy sits near 1 / classes). The
+    strategy's `advice`, what to try, ends the line."""
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
     if not len(y_pred) or len(set(y_true.tolist())) < 2:
         return []
@@ -26,7 +28,7 @@ def collapse_warnings(y_true: Sequence[int], y_pred: Sequence[int], labels: list
         return []
     return [f"collapsed to one class: predicted '{labels[top]}' for {int((y_pred == top).sum())} of "
             f"{len(y_pred)} evaluated rows (its true share {true_share:.0%}); balanced accuracy "
-            f"{balanced_accuracy_score(y_true, y_pred):.3f}"]
+            f"{balanced_accuracy_score(y_true, y_pred):.3f}" + (f"; {advice}" if advice else "")]
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: list[str]) -> dict[str, Any]:

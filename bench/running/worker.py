@@ -105,7 +105,8 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     rec.baseline = Metrics.from_dict(baseline) if baseline is not None else None
     rec.majority_baseline = Metrics.from_dict(majority_baseline)
     rec.history, rec.env, rec.started_at = tracker.history, environment(spec.device), started
-    rec.warnings = list(result.warnings) + collapse_warnings(truth, result.predictions, data.labels)
+    rec.warnings = list(result.warnings) + collapse_warnings(truth, result.predictions, data.labels,
+                                                             strategy.collapse_advice)
     rec.predictions, rec.truth = [int(x) for x in result.predictions], [int(x) for x in truth]
     return rec
 
