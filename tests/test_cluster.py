@@ -27,8 +27,6 @@ from clusterkit import free_port, postgres_server, ray_cluster
 from conftest import run_bench
 
 SMALL = ["--per-class", "6,2,4", "-q"]
-# the two in-process Ctrl-C tests: see the reason
-ORDER_FLAKE = pytest.mark.xfail(strict=False, reason="passes alone and after the fault tests; failed once in the full suite (2026-11-23), where an earlier in-process test left signal state behind: under investigation")
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +34,8 @@ def _own_signal_handlers():
     """cli.main installs SIGINT/SIGTERM handlers, and after a stop sets both to ignored: each test
     here starts and ends with the handlers it found, so a later Ctrl-C test still gets its signal."""
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # and Python's own handlers while it runs: an earlier in-process cli.main (another test file) that
-    # stopped left them ignored, which made the Ctrl-C tests here wait for their runs to end
+    # and Python's own handlers while it runs, whatever an earlier test left (cli.main now puts back
+    # what it found; before, one that stopped left both ignored and the Ctrl-C tests here hung)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     yield
@@ -142,7 +140,6 @@ def test_two_workers_share_one_study_with_unique_trial_numbers(tmp_path, tiny_be
     assert "[worker 1]" in capsys.readouterr().out
 
 
-@ORDER_FLAKE
 def test_ctrl_c_cancels_every_workers_trial_and_exits_130(tmp_path, tiny_bert, monkeypatch):
     monkeypatch.setattr("bench.running.runner.run_one", waiting_runner(seconds=120))
     timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
@@ -233,7 +230,6 @@ def test_a_worker_killed_on_ray_leaves_a_failed_record_and_a_rerun_finishes(tmp_
     assert records(tmp_path)[victim]["status"] == "ok"
 
 
-@ORDER_FLAKE
 @pytest.mark.slow
 @pytest.mark.timeout(300)  # the run is endless by design: a Ctrl-C that does not land must fail, not hang CI
 def test_ctrl_c_on_ray_cancels_the_running_runs_and_keeps_the_rest(tmp_path, tiny_bert, ray_here):
