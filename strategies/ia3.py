@@ -15,8 +15,9 @@ from strategies.peft_family import AdapterTrainParams, run_peft_method, training
 
 @dataclass
 class IA3Params(AdapterTrainParams):
-    """(IA)^3 rescales activations starting from 1, so it needs a far higher lr than LoRA: 2e-2 is a
-    starting value between peft's examples (1e-2 to 3e-2), not swept here (peft_family.UNTUNED)."""
+    """(IA)^3 rescales activations starting from 1, so it needs a far higher lr than LoRA. Swept on
+    the default BBC News split (seed 0, 1 epoch, validation accuracy; peft_family.SWEEPS): lr 1e-2
+    0.88, 2e-2 0.93, 5e-2 0.92."""
 
     lr: float = retuned("lr", 2e-2)
     # None: peft's defaults for the model_type (Llama: k_proj, v_proj, down_proj; BERT: key, value,

@@ -15,11 +15,14 @@ from strategies.peft_family import (AdapterTrainParams, require_forward_argument
 
 @dataclass
 class PrefixTuningParams(AdapterTrainParams):
-    """Starting values, not swept here (peft_family.UNTUNED): 16 virtual tokens at lr 1e-2.
+    """16 virtual tokens at lr 1e-2 for 3 epochs. Swept on the default split (peft_family.SWEEPS;
+    validation accuracy): one epoch at lr 3e-3 0.45, 1e-2 0.52, 3e-2 0.30; three epochs at 1e-2 0.85
+    (test 0.795 against 0.550 for one epoch, at 3x the time).
     `prefix_projection` trains the prefix through a 2-layer MLP (the paper's
     reparametrization: steadier, but many more trainable weights)."""
 
     lr: float = retuned("lr", 1e-2)
+    epochs: int = retuned("epochs", 3)
     num_virtual_tokens: int = param(16, ge=1)
     prefix_projection: bool = False
 
