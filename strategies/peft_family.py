@@ -104,12 +104,9 @@ def model_type_of(model_ref) -> str | None:
         return RANDOM_ARCHITECTURES.get(extra.get("architecture_name"), {}).get("model_type")
     source = Path(str(getattr(model_ref, "source", "")))
     if getattr(model_ref, "gguf", False) and source.is_file():
-        with contextlib.suppress(Exception):  # an unreadable header: leave it to the load
-            from gguf import GGUFReader
+        from bench.engine.models import gguf_metadata_value
 
-            field = GGUFReader(source).fields["general.architecture"]
-            return bytes(field.parts[field.data[0]]).decode()
-        return None
+        return gguf_metadata_value(source, "general.architecture")  # None: unreadable, left to the load
     config = source / "config.json"
     if config.is_file():
         with contextlib.suppress(OSError, ValueError):

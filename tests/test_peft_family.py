@@ -221,3 +221,33 @@ def test_ia3_checks_its_module_lists():
     with pytest.raises(BenchError, match="must be among target_modules"):
         ia3.check(ia3.Params(target_modules=["k_proj"], feedforward_modules=["down_proj"]), ref)
     ia3.check(ia3.Params(target_modules=["k_proj", "down_proj"], feedforward_modules=["down_proj"]), ref)
+
+
+def test_a_gguf_headers_value_is_read_without_parsing_the_whole_file(tmp_path):
+    """model_type_of reads one key from the header: the same values gguf's own reader gives, past
+    arrays of strings and numbers, and None for a missing key or a file that is not GGUF."""
+    import numpy as np
+    from gguf import GGUFReader, GGUFWriter
+
+    from bench.engine.models import gguf_metadata_value
+
+    path = tmp_path / "tiny.gguf"
+    writer = GGUFWriter(str(path), arch="llama")
+    writer.add_array("tokenizer.ggml.tokens", ["<s>", "hello", "world"])
+    writer.add_array("tokenizer.ggml.scores", [0.5, 1.5, 2.5])
+    writer.add_uint32("llama.block_count", 30)
+    writer.add_string("general.name", "tiny")
+    writer.add_tensor("w", np.ones((2, 2), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    reader = GGUFReader(path)
+    for key in ("general.architecture", "llama.block_count", "general.name"):
+        field = reader.fields[key]
+        expected = field.parts[field.data[0]]
+        expected = bytes(expected).decode() if key != "llama.block_count" else int(expected[0])
+        assert gguf_metadata_value(path, key) == expected
+    assert gguf_metadata_value(path, "no.such.key") is None
+    (tmp_path / "not.gguf").write_bytes(b"nothing here")
+    assert gguf_metadata_value(tmp_path / "not.gguf", "general.architecture") is None

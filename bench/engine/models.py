@@ -238,6 +238,55 @@ def _architecture_of(folder: Path) -> str | None:
     return "decoder" if ("CausalLM" in archs or cfg.get("is_decoder")) else "encoder"
 
 
+GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+GGUF_STRING, GGUF_ARRAY = 8, 9
+
+
+def gguf_metadata_value(path: Path, wanted: str):
+    """One metadata value of a GGUF file (e.g. "general.architecture"), read from the header up to
+    that key. gguf's GGUFReader parses every key first, the 49k-token vocabulary included (5 s for
+    SmolLM2), which a pre-load check cannot afford. None if absent or not a readable GGUF."""
+    import struct
+
+    def read(f, fmt):
+        size = struct.calcsize(fmt)
+        data = f.read(size)
+        if len(data) < size:
+            raise EOFError
+        return struct.unpack(fmt, data)[0]
+
+    def string(f) -> bytes:
+        return f.read(read(f, "<Q"))
+
+    def value(f, kind):
+        if kind == GGUF_STRING:
+            return string(f).decode("utf-8", "replace")
+        if kind == GGUF_ARRAY:
+            item, count = read(f, "<I"), read(f, "<Q")
+            if item in GGUF_SCALARS:  # skipped whole: a key's array is never what is wanted here
+                f.seek(count * struct.calcsize(GGUF_SCALARS[item]), 1)
+            else:
+                for _ in range(count):
+                    value(f, item)
+            return None
+        return read(f, GGUF_SCALARS[kind])
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"GGUF":
+                return None
+            read(f, "<I")  # version
+            read(f, "<Q")  # tensor count
+            for _ in range(read(f, "<Q")):
+                key, kind = string(f).decode("utf-8", "replace"), read(f, "<I")
+                found = value(f, kind)
+                if key == wanted:
+                    return found
+    except (OSError, EOFError, KeyError, struct.error):
+        return None
+    return None
+
+
 def _dequantized_copy(gguf: Path, log: Callable[[str], None]) -> Path:
     """De-quantize a GGUF to float safetensors once; later loads read the cached copy."""
     stat = gguf.stat()
