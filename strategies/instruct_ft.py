@@ -12,35 +12,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.core.errors import BenchError, Diverged
-from bench.core.params import param
 from bench.engine.training import retuned
 from bench.engine.context import RunContext
 from strategies.base import Strategy, StrategyResult
 from strategies.common import keep_trainable_fp32
-from strategies.label_words import is_auto, search_label_words
-from strategies.label_scoring import PRIORS, Scored, load_causal_lm, log_softmax, score_prompts
+from strategies.label_scoring import Scored, load_causal_lm, log_softmax, score_prompts
 from strategies.peft_common import (LoRAParams, adapter_bytes, check_lora_params, default_target_modules,
                                     lora_search_space, target_module_list)
-from strategies.prompting import TEMPLATES, PromptBuilder, resolve_template, verbalizer_list
+from strategies.prompt_fields import PromptParams, check_prompt_params, label_words_for
+from strategies.prompting import TEMPLATES, PromptBuilder, resolve_template
 
 IGNORE = -100  # transformers' label id for positions without loss (the prompt, the padding)
 
 
 @dataclass
-class InstructFTParams(LoRAParams):
-    """LoRA's fields and zero-shot's prompt fields. max_length caps each text's tokens inside the
+class InstructFTParams(LoRAParams, PromptParams):
+    """LoRA's fields and zero-shot's prompt fields (prompt_fields.PromptParams). max_length caps each text's tokens inside the
     prompt (the chat template and instructions come on top), as zero-shot's does. lr 1e-3 was not
     swept: the LM already knows the label words, so it starts below lora's 3e-3 (which trains a
     fresh head); measured at 16 rows per class in the README, `bench tune` searches it."""
 
     lr: float = retuned("lr", 1e-3)
-    template: str = "terse"  # a name in prompting.TEMPLATES, or a template text with {text}
-    answer_prefix: str | None = None
-    # label name -> the words written and scored; None: the names; "auto": chosen on train rows
-    # by the untrained model (label_words.py), as zero-shot's
-    verbalizers: dict[str, str] | str | None = None
-    calibrate: bool = True  # zero-shot's calibration, for the baseline and the trained model alike
-    calibration_prior: str = param("batch", choices=PRIORS)
 
 
 class InstructFineTune(Strategy):
@@ -54,15 +46,8 @@ class InstructFineTune(Strategy):
         return {**lora_search_space(trial), "template": trial.suggest_categorical("template", list(TEMPLATES))}
 
     def check(self, params: InstructFTParams, model) -> None:
-        if getattr(model, "architecture", None) == "encoder":
-            raise BenchError(f"instruct-ft needs a causal (decoder) language model; '{model.name}' is an encoder: "
-                             "use --model smollm2 or another causal LM")
+        check_prompt_params(params, model, self.name)
         check_lora_params(params, self.name)
-        resolve_template(params.template, params.answer_prefix)
-        if params.verbalizers is not None and not is_auto(params.verbalizers) \
-                and not isinstance(params.verbalizers, dict):
-            raise BenchError("instruct-ft verbalizers must map label names to words, e.g. {sports: sport}, "
-                             "or be auto (chosen on train rows)")
         if params.compile_layers or params.liger_kernels:
             raise BenchError("instruct-ft: compile_layers and liger_kernels are not supported here; leave them off")
 
@@ -75,8 +60,7 @@ class InstructFineTune(Strategy):
             def make_prompts(words):
                 return PromptBuilder(tokenizer, template, answer_prefix, words, [], p.max_length)
 
-            words = (search_label_words(model, tokenizer, make_prompts, ctx) if is_auto(p.verbalizers)
-                     else verbalizer_list(ctx.data.labels, p.verbalizers))
+            words = label_words_for(p, model, tokenizer, make_prompts, ctx)
             prompts = make_prompts(words)
             label_ids = prompts.label_ids()
             train_rows = [(ids, label_ids[y]) for ids, y in
@@ -84,24 +68,20 @@ class InstructFineTune(Strategy):
             val_ids = prompts.encode_all(ctx.data.val.texts)
             eval_ids = prompts.encode_all(ctx.eval.texts)
         with ctx.tracker.phase("baseline"):  # zero-shot on this very prompt
-            baseline = score_prompts(model, prompts, eval_ids, ctx, prior_of(p), count_as=None,
+            baseline = score_prompts(model, prompts, eval_ids, ctx, p.prior(), count_as=None,
                                      desc="baseline (untrained: zero-shot)")
         model = add_causal_lora(model, p, ctx.tracker.log)
         keep_trainable_fp32(model)  # adapters train in fp32 whatever the base's dtype
         fit_label_tokens(model, train_rows, val_ids, ctx, p, prompts)
         model.eval()
         with ctx.tracker.phase("eval"):
-            scored = score_prompts(model, prompts, eval_ids, ctx, prior_of(p))
+            scored = score_prompts(model, prompts, eval_ids, ctx, p.prior())
         trainable, total = (int(x) for x in model.get_nb_trainable_parameters())
         return StrategyResult(scored.scores.argmax(1).tolist(), trainable, total,
                               baseline_predictions=baseline.scores.argmax(1).tolist(),
                               extra_cost={"adapter_bytes": adapter_bytes(model),
                                           "shared_prefix_tokens": scored.prefix_tokens,
                                           "verbalizers": dict(zip(ctx.data.labels, words))})
-
-
-def prior_of(p: InstructFTParams) -> str | None:
-    return p.calibration_prior if p.calibrate else None
 
 
 def add_causal_lora(model, p: InstructFTParams, log=print):
@@ -161,12 +141,11 @@ def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams,
     from transformers import get_linear_schedule_with_warmup
 
     from bench.engine.device import autocast, use_bf16
-    from bench.engine.dropout import use_fast_dropout
-    from bench.engine.training import make_optimizer, pad_id_of, token_budget_batches, train_batches
+    from bench.engine.training import (MAX_GRAD_NORM, BestEpoch, fast_dropout_on_cpu, make_optimizer, pad_id_of,
+                                       token_budget_batches, train_batches)
 
     device, bf16 = ctx.device, use_bf16(ctx.device, ctx.precision)
-    if device == "cpu":
-        use_fast_dropout(model)
+    fast_dropout_on_cpu(model, ctx)
     optimizer, trainable = make_optimizer(model, p.lr, p.weight_decay)
     lengths = np.array([len(a) + len(b) for a, b in rows])
     rng = np.random.default_rng(ctx.seed)
@@ -177,7 +156,7 @@ def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams,
     weights = class_loss_weights(ctx) if p.class_weights else None
     pad = pad_id_of(prompts.tokenizer)
     torch.manual_seed(ctx.seed)
-    best_key, best_state, step = None, None, 0
+    best, step = BestEpoch(model), 0
     for epoch, batches in enumerate(plan, start=1):
         model.train()
         loss_sum, seen = 0.0, 0
@@ -192,7 +171,7 @@ def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams,
                 targets = targets[:, targets.shape[1] - logits.shape[1]:]  # the positions the logits cover
                 loss = label_token_loss(logits, targets, None if weights is None else weights[idx])
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -209,18 +188,12 @@ def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams,
         if val_ids:
             model.eval()
             with ctx.tracker.phase("validate"):
-                scored = score_prompts(model, prompts, val_ids, ctx, prior_of(p), count_as=None, desc="validating")
-            entry.update(validation_figures(scored, ctx.data.val.labels))
-            key = (entry["val_accuracy"], -entry["val_loss"])
-            if best_key is None or key > best_key:
-                best_key, entry["best"] = key, True
-                best_state = {n: t.detach().clone() for n, t in model.named_parameters() if t.requires_grad}
+                scored = score_prompts(model, prompts, val_ids, ctx, p.prior(), count_as=None, desc="validating")
+            entry.update(scored_validation_figures(scored, ctx.data.val.labels))
+            best.offer(entry)
         ctx.tracker.epoch(entry)
-    if best_state is not None and p.epochs > 1:
-        with torch.no_grad():
-            named = dict(model.named_parameters())
-            for n, v in best_state.items():
-                named[n].copy_(v)
+    if p.epochs > 1:
+        best.restore()
 
 
 def label_token_loss(logits, targets, row_weights=None):
@@ -244,14 +217,10 @@ def class_loss_weights(ctx: RunContext):
     return torch.from_numpy(per_class[np.asarray(ctx.data.train.labels)])
 
 
-def validation_figures(scored: Scored, truth: np.ndarray) -> dict[str, float]:
-    """Accuracy and balanced accuracy of the scored labels; the loss is the cross-entropy of the
+def scored_validation_figures(scored: Scored, truth: np.ndarray) -> dict[str, float]:
+    """The shared validation figures of the scored labels; the loss is the cross-entropy of the
     label distribution (normalized over the labels)."""
-    from sklearn.metrics import balanced_accuracy_score
+    from bench.engine.training import validation_figures
 
-
-    pred = scored.scores.argmax(1)
     logp = log_softmax(scored.scores)
-    return {"val_loss": float(-logp[np.arange(len(truth)), truth].mean()),
-            "val_accuracy": float((pred == truth).mean()),
-            "val_balanced_accuracy": float(balanced_accuracy_score(truth, pred))}
+    return validation_figures(truth, scored.scores.argmax(1), float(-logp[np.arange(len(truth)), truth].mean()))

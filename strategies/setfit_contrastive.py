@@ -156,7 +156,9 @@ def random_head_predictions(embeddings, n_classes: int, seed: int) -> np.ndarray
 def history_entry(model, ctx: RunContext) -> None:
     """One point of the curve, as feature-extract's logistic head records it: the head's train log
     loss, and its validation figures."""
-    from sklearn.metrics import balanced_accuracy_score, log_loss
+    from sklearn.metrics import log_loss
+
+    from bench.engine.training import validation_figures
 
     labels = list(range(len(ctx.data.labels)))
     train_x = model.encode(list(ctx.data.train.texts))
@@ -166,8 +168,6 @@ def history_entry(model, ctx: RunContext) -> None:
     if len(val):
         with ctx.tracker.phase("validate"):
             val_x = model.encode(list(val.texts))
-        pred = model.model_head.predict(val_x)
-        entry.update(val_loss=log_loss(val.labels, model.model_head.predict_proba(val_x), labels=labels),
-                     val_accuracy=float((pred == val.labels).mean()),
-                     val_balanced_accuracy=float(balanced_accuracy_score(val.labels, pred)))
+        entry.update(validation_figures(val.labels, model.model_head.predict(val_x),
+                                        log_loss(val.labels, model.model_head.predict_proba(val_x), labels=labels)))
     ctx.tracker.epoch(entry)

@@ -30,9 +30,9 @@ from bench.engine.context import RunContext
 from bench.core.errors import BenchError
 from bench.core.params import param
 from strategies.base import Strategy, StrategyResult
-from strategies.label_words import is_auto, search_label_words
 from strategies.label_scoring import (PRIORS, LabelScorer, calibrate, content_free_prior, load_causal_lm,
                                       score_prompts)
+from strategies.prompt_fields import PromptParams, check_prompt_params, label_words_for
 from strategies.prompting import (CUSTOM_ANSWER_PREFIX, TEMPLATES, PromptBuilder, draw_demonstrations,
                                   resolve_template, verbalizer_list)
 
@@ -41,20 +41,13 @@ __all__ = ["ZeroShot", "ZeroShotParams", "CUSTOM_ANSWER_PREFIX", "TEMPLATES", "L
 
 
 @dataclass
-class ZeroShotParams:
-    template: str = "terse"  # a name in TEMPLATES, or a template text with {text} (and {labels})
-    answer_prefix: str | None = None  # opens the answer; None: the preset's (CUSTOM_ANSWER_PREFIX for a text)
-    # label name -> the words scored; None: the label names; "auto": chosen on 16 train rows per class
-    # (label_words.py; then no longer zero-shot). On the fresh/rotten CSV: README, zero-shot
-    verbalizers: dict[str, str] | str | None = None
+class ZeroShotParams(PromptParams):
+    """The prompt fields (prompt_fields.PromptParams), the text's length and the demonstrations."""
+
     # tokens of each text kept in the prompt (demonstrations included); on BBC News 256 tokens gave
     # 0.645 accuracy in 106 s, 128 tokens 0.625 in 79 s (200 test articles, SmolLM2, this CPU)
     max_length: int = param(128, ge=8)
     k_shot: int = param(0, ge=0, le=32)  # demonstrations from the train split, drawn with the run's seed
-    calibrate: bool = True  # on SmolLM2 and BBC News: 0.21 accuracy without, ~0.64 with
-    # the calibration's label prior (label_scoring.PRIORS); "batch" by default: on the fresh/rotten
-    # Rotten Tomatoes CSV "content-free" predicted one class for every row (README, zero-shot)
-    calibration_prior: str = param("batch", choices=PRIORS)
 
 
 class ZeroShot(Strategy):
@@ -75,17 +68,9 @@ class ZeroShot(Strategy):
                 "calibration_prior": trial.suggest_categorical("calibration_prior", list(PRIORS))}
 
     def check(self, params: ZeroShotParams, model) -> None:
-        if getattr(model, "architecture", None) == "encoder":
-            raise BenchError(f"zero-shot needs a causal (decoder) language model; '{model.name}' is an encoder: "
-                             "use --model smollm2 or another causal LM")
-        resolve_template(params.template, params.answer_prefix)
+        check_prompt_params(params, model, self.name)
         if params.k_shot < 0 or params.max_length < 1:
             raise BenchError("zero-shot: k_shot must be >= 0 and max_length >= 1")
-        if params.verbalizers is not None and not is_auto(params.verbalizers) and not (
-                isinstance(params.verbalizers, dict)
-                and all(isinstance(v, str) and v.strip() for v in params.verbalizers.values())):
-            raise BenchError("zero-shot verbalizers must map label names to non-empty words, "
-                             "e.g. {sports: sport, tech: technology}, or be auto (chosen on train rows)")
 
     def run(self, ctx: RunContext, p: ZeroShotParams) -> StrategyResult:
         with ctx.tracker.phase("load"):
@@ -97,12 +82,11 @@ class ZeroShot(Strategy):
             def make_prompts(words):
                 return PromptBuilder(tokenizer, template, answer_prefix, words, demos, p.max_length)
 
-            words = (search_label_words(model, tokenizer, make_prompts, ctx) if is_auto(p.verbalizers)
-                     else verbalizer_list(ctx.data.labels, p.verbalizers))
+            words = label_words_for(p, model, tokenizer, make_prompts, ctx)
             prompts = make_prompts(words)
             example_ids = prompts.encode_all(ctx.eval.texts)
         with ctx.tracker.phase("eval"):
-            scored = score_prompts(model, prompts, example_ids, ctx, p.calibration_prior if p.calibrate else None)
+            scored = score_prompts(model, prompts, example_ids, ctx, p.prior())
         if scored.prior is not None:
             ctx.tracker.log(f"{p.calibration_prior} label prior: " + ", ".join(
                 f"{w}={q:.3f}" for w, q in zip(words, scored.prior)))
