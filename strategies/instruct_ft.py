@@ -70,6 +70,9 @@ class InstructFineTune(Strategy):
         with ctx.tracker.phase("baseline"):  # zero-shot on this very prompt
             baseline = score_prompts(model, prompts, eval_ids, ctx, p.prior(), count_as=None,
                                      desc="baseline (untrained: zero-shot)")
+        import torch
+
+        torch.manual_seed(ctx.seed)  # the adapters' initialization is part of the run (unseeded, reruns differed)
         model = add_causal_lora(model, p, ctx.tracker.log)
         keep_trainable_fp32(model)  # adapters train in fp32 whatever the base's dtype
         fit_label_tokens(model, train_rows, val_ids, ctx, p, prompts)

@@ -92,6 +92,10 @@ def test_instruct_ft_trains_only_adapters_and_its_baseline_is_zero_shot_on_the_s
     assert ctx.tracker.counters["eval_examples"] == len(task.test)  # baseline and validation not counted
     zero_shot = ZeroShot().run(context(task, tiny_llama), ZeroShotParams(max_length=12))
     assert result.baseline_predictions == zero_shot.predictions
+    # a seed fixes the run: the adapters' initialization included
+    again = context(task, tiny_llama)
+    InstructFineTune().run(again, InstructFTParams(**TINY_INSTRUCT))
+    assert [h["train_loss"] for h in again.tracker.history] == [h["train_loss"] for h in ctx.tracker.history]
 
 
 def test_instruct_ft_checks_before_loading(tiny_bert):
