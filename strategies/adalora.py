@@ -16,9 +16,8 @@ from bench.core.errors import BenchError
 from bench.core.params import param
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.base import Strategy, StrategyResult
 from strategies.peft_common import LoRAParams, check_lora_params, default_target_modules, target_module_list
-from strategies.peft_family import run_peft_method, training_search_space
+from strategies.peft_family import PeftMethod, training_search_space
 
 
 @dataclass
@@ -93,11 +92,10 @@ def budget_updates(peft_model, p: AdaLoRAParams):
             handle.remove()
 
 
-class AdaLoRA(Strategy):
+class AdaLoRA(PeftMethod):
     name = "adalora"
     description = "LoRA in SVD form with its rank budget reallocated to the most important matrices, plus a trained head"
     default_model = "smollm2"
-    flops_kind = "adapter"
     Params = AdaLoRAParams
 
     def search_space(self, trial):
@@ -117,17 +115,14 @@ class AdaLoRA(Strategy):
             raise BenchError("adalora needs its step count up front and token-budget batches vary it; "
                              "leave max_tokens_per_batch unset (batch_size rows a step)")
 
-    def run(self, ctx: RunContext, p: AdaLoRAParams) -> StrategyResult:
-        trained = []
+    def peft_config(self, ctx: RunContext, p: AdaLoRAParams, model):
+        return adalora_config(model, p, len(ctx.data.train))
 
-        def hooks(peft_model):
-            trained.append(peft_model)
-            return budget_updates(peft_model, p)
+    def training(self, model, p: AdaLoRAParams):
+        return budget_updates(model, p)
 
-        result = run_peft_method(ctx, p, self.name, lambda model: adalora_config(model, p, len(ctx.data.train)),
-                                 while_training=hooks)
-        result.extra_cost["adalora_ranks"] = kept_ranks(trained[0])
-        return result
+    def extra_cost(self, model) -> dict:
+        return {**super().extra_cost(model), "adalora_ranks": kept_ranks(model)}
 
 
 def kept_ranks(peft_model) -> dict:

@@ -11,8 +11,7 @@ from bench.core.errors import BenchError
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
 from bench.engine.kernels import apply_speed_params
-from strategies import common
-from strategies.base import Strategy, StrategyResult
+from strategies.common import TrainedStrategy
 from strategies.peft_common import classifier_head_names
 from strategies.peft_family import AdapterTrainParams, load_base, model_type_of, training_search_space
 
@@ -79,7 +78,7 @@ def no_bias_error(model_name: str) -> BenchError:
                       "only the head would train; use --model minilm or another model with biases")
 
 
-class BitFit(Strategy):
+class BitFit(TrainedStrategy):
     name = "bitfit"
     description = "only the bias terms and the classification head train (BitFit)"
     default_model = "minilm"
@@ -94,12 +93,11 @@ class BitFit(Strategy):
         if has_backbone_biases(model) is False:
             raise no_bias_error(model.name)
 
-    def run(self, ctx: RunContext, p: BitFitParams) -> StrategyResult:
-        with ctx.tracker.phase("load"):
-            model, tokenizer = load_base(ctx, p)
-            if not train_only_biases_and_head(model):
-                raise no_bias_error(ctx.model.name)
-            model = apply_speed_params(model, p, log=ctx.tracker.log)
-        result = common.train_and_evaluate(ctx, model, tokenizer, p)
-        result.extra_cost["adapter_bytes"] = trainable_bytes(model)
-        return result
+    def build(self, ctx: RunContext, p: BitFitParams):
+        model, tokenizer = load_base(ctx, p)
+        if not train_only_biases_and_head(model):
+            raise no_bias_error(ctx.model.name)
+        return apply_speed_params(model, p, log=ctx.tracker.log), tokenizer
+
+    def extra_cost(self, model) -> dict:
+        return {"adapter_bytes": trainable_bytes(model)}

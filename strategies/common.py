@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ContextManager
 
 import torch
 
@@ -135,7 +136,13 @@ class TrainedStrategy(Strategy):
         """Cost figures of this strategy's own (e.g. the adapter's size), measured after training."""
         return {}
 
+    def training(self, model, p) -> ContextManager:
+        """A context held around training and evaluation, for what a method adds to the shared loop
+        (adalora's optimizer-step hooks, lora-8bit's log filter); none by default."""
+        return contextlib.nullcontext()
+
     def run(self, ctx: RunContext, p) -> StrategyResult:
         with ctx.tracker.phase("load"):
             model, tokenizer = self.build(ctx, p)
-        return train_and_evaluate(ctx, model, tokenizer, p, extra_cost=self.extra_cost)
+        with self.training(model, p):
+            return train_and_evaluate(ctx, model, tokenizer, p, extra_cost=self.extra_cost)

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.base import Strategy, StrategyResult
 from strategies.peft_common import (LoRAParams, check_lora_params, default_target_modules, lora_search_space,
                                     target_module_list)
-from strategies.peft_family import run_peft_method
+from strategies.peft_family import PeftMethod
 
 
 @dataclass
@@ -22,11 +21,10 @@ class DoRAParams(LoRAParams):
     lr: float = retuned("lr", 3e-3)
 
 
-class DoRA(Strategy):
+class DoRA(PeftMethod):
     name = "dora"
     description = "weight-decomposed LoRA (DoRA): LoRA on the direction plus a trained magnitude, and a trained head"
     default_model = "smollm2"
-    flops_kind = "adapter"
     Params = DoRAParams
 
     def search_space(self, trial):
@@ -35,12 +33,9 @@ class DoRA(Strategy):
     def check(self, params: DoRAParams, model) -> None:
         check_lora_params(params, self.name)
 
-    def run(self, ctx: RunContext, p: DoRAParams) -> StrategyResult:
+    def peft_config(self, ctx: RunContext, p: DoRAParams, model):
         from peft import LoraConfig, TaskType
 
-        def config(model):
-            return LoraConfig(task_type=TaskType.SEQ_CLS, r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
-                              target_modules=target_module_list(p.target_modules) or default_target_modules(model),
-                              use_dora=True, bias="none")
-
-        return run_peft_method(ctx, p, self.name, config)
+        return LoraConfig(task_type=TaskType.SEQ_CLS, r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
+                          target_modules=target_module_list(p.target_modules) or default_target_modules(model),
+                          use_dora=True, bias="none")

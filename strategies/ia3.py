@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from bench.core.errors import BenchError
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.base import Strategy, StrategyResult
 from strategies.peft_common import target_module_list
-from strategies.peft_family import AdapterTrainParams, run_peft_method, training_search_space
+from strategies.peft_family import AdapterTrainParams, PeftMethod, training_search_space
 
 
 @dataclass
@@ -26,11 +25,10 @@ class IA3Params(AdapterTrainParams):
     feedforward_modules: list[str] | None = None
 
 
-class IA3(Strategy):
+class IA3(PeftMethod):
     name = "ia3"
     description = "(IA)^3: learned rescaling of keys, values and feed-forward activations, plus a trained head"
     default_model = "smollm2"
-    flops_kind = "adapter"
     Params = IA3Params
 
     def search_space(self, trial):
@@ -45,11 +43,8 @@ class IA3(Strategy):
         if feedforward and not set(feedforward) <= set(targets):
             raise BenchError(f"ia3: feedforward_modules {feedforward} must be among target_modules {targets}")
 
-    def run(self, ctx: RunContext, p: IA3Params) -> StrategyResult:
+    def peft_config(self, ctx: RunContext, p: IA3Params, model):
         from peft import IA3Config, TaskType
 
-        def config(model):
-            return IA3Config(task_type=TaskType.SEQ_CLS, target_modules=target_module_list(p.target_modules),
-                             feedforward_modules=target_module_list(p.feedforward_modules))
-
-        return run_peft_method(ctx, p, self.name, config)
+        return IA3Config(task_type=TaskType.SEQ_CLS, target_modules=target_module_list(p.target_modules),
+                         feedforward_modules=target_module_list(p.feedforward_modules))

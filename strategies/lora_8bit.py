@@ -17,8 +17,7 @@ from bench.core.errors import BenchError
 from bench.core.params import param
 from bench.engine.context import RunContext
 from bench.engine.kernels import apply_speed_params, load_kwargs
-from strategies.base import Strategy, StrategyResult
-from strategies.common import load_classifier, load_tokenizer, train_and_evaluate
+from strategies.common import TrainedStrategy, load_classifier, load_tokenizer
 from strategies.peft_common import GPU_DEFAULTS, adapter_cost, add_lora, check_lora_params, lora_search_space
 from strategies.qlora import INSTALL, QLoRAParams, head_names_before_loading, prepare_for_training, require_bitsandbytes
 
@@ -77,7 +76,7 @@ def load_8bit_classifier(ctx: RunContext, path: str, tokenizer, threshold: float
     return load_classifier(path, ctx, tokenizer, quantization_config=config, device_map={"": ctx.device}, **kwargs)
 
 
-class LoRA8bit(Strategy):
+class LoRA8bit(TrainedStrategy):
     name = "lora-8bit"
     description = "base quantized to 8-bit with LLM.int8 (bitsandbytes) plus LoRA and a trained head"
     default_model = "smollm2"
@@ -92,20 +91,21 @@ class LoRA8bit(Strategy):
         check_lora_params(params, self.name)
         require_bitsandbytes(self.name, "LLM.int8")
 
-    def run(self, ctx: RunContext, p: LoRA8bitParams) -> StrategyResult:
-        with ctx.tracker.phase("load"):
-            require_8bit_backend(ctx.device)
-            path = ctx.model_path()
-            tokenizer = load_tokenizer(path)
-            model = load_8bit_classifier(ctx, path, tokenizer, p.int8_threshold, **load_kwargs(p))
-            footprint_mb = model.get_memory_footprint() / 2**20
-            model = prepare_for_training(model, p.gradient_checkpointing)
-            model = add_lora(model, p, log=ctx.tracker.log)
-            model = apply_speed_params(model, p, log=ctx.tracker.log)
+    def build(self, ctx: RunContext, p: LoRA8bitParams):
+        require_8bit_backend(ctx.device)
+        path = ctx.model_path()
+        tokenizer = load_tokenizer(path)
+        model = load_8bit_classifier(ctx, path, tokenizer, p.int8_threshold, **load_kwargs(p))
+        self.footprint_mb = model.get_memory_footprint() / 2**20  # the quantized base, before adapters
+        model = prepare_for_training(model, p.gradient_checkpointing)
+        model = add_lora(model, p, log=ctx.tracker.log)
         # bitsandbytes casts each int8 layer's fp32 input to fp16 to quantize it and logs a warning
-        # at every call (thousands a run); said once here instead
+        # at every call (thousands a run): said once here, dropped while training (`training`)
         ctx.tracker.log("LLM.int8: inputs are quantized through float16 (bitsandbytes)")
-        with quiet_fp16_cast_warning():
-            result = train_and_evaluate(ctx, model, tokenizer, p, extra_cost=adapter_cost)
-        result.extra_cost["quantized_footprint_mb"] = round(footprint_mb, 3)
-        return result
+        return apply_speed_params(model, p, log=ctx.tracker.log), tokenizer
+
+    def training(self, model, p: LoRA8bitParams):
+        return quiet_fp16_cast_warning()
+
+    def extra_cost(self, model) -> dict:
+        return {**adapter_cost(model), "quantized_footprint_mb": round(self.footprint_mb, 3)}

@@ -11,15 +11,13 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ContextManager
 
 from bench.core.errors import BenchError
 from bench.engine.context import RunContext
 from bench.engine.four_bit import silence_kernel_notice
 from bench.engine.kernels import apply_speed_params, load_kwargs
 from bench.engine.training import TrainParams, retuned
-from strategies.base import StrategyResult
-from strategies.common import load_classifier, load_tokenizer, train_and_evaluate
+from strategies.common import TrainedStrategy, load_classifier, load_tokenizer
 from strategies.peft_common import adapter_cost, classifier_head_names
 
 
@@ -78,17 +76,23 @@ def load_base(ctx: RunContext, p: AdapterTrainParams):
     return model, tokenizer
 
 
-def run_peft_method(ctx: RunContext, p: AdapterTrainParams, strategy: str,
-                    make_config: Callable[[object], object],
-                    while_training: Callable[[object], ContextManager] | None = None) -> StrategyResult:
-    """Load, wrap in `make_config(model)`, train and evaluate, with the adapter's bytes on disk;
-    `while_training(peft_model)` is a context held around training (e.g. adalora's step hooks)."""
-    with ctx.tracker.phase("load"):
+class PeftMethod(TrainedStrategy):
+    """A peft method on the shared training loop: a member says which peft config to place
+    (`peft_config`); the base is loaded, wrapped (head trained in full) and trained as every
+    TrainedStrategy is, and the record gets the adapter's bytes on disk."""
+
+    flops_kind = "adapter"
+
+    def peft_config(self, ctx: RunContext, p, model):
+        raise NotImplementedError
+
+    def build(self, ctx: RunContext, p):
         model, tokenizer = load_base(ctx, p)
-        model = wrap_peft(model, make_config(model), strategy, log=ctx.tracker.log)
-        model = apply_speed_params(model, p, log=ctx.tracker.log)
-    with while_training(model) if while_training else contextlib.nullcontext():
-        return train_and_evaluate(ctx, model, tokenizer, p, extra_cost=adapter_cost)
+        model = wrap_peft(model, self.peft_config(ctx, p, model), self.name, log=ctx.tracker.log)
+        return apply_speed_params(model, p, log=ctx.tracker.log), tokenizer
+
+    def extra_cost(self, model) -> dict:
+        return adapter_cost(model)
 
 
 # ---------------------------------------------------------------- checks before any model loads

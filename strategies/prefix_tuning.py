@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from bench.core.params import param
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.base import Strategy, StrategyResult
-from strategies.peft_family import (AdapterTrainParams, require_forward_argument, run_peft_method,
-                                    training_search_space)
+from strategies.peft_family import AdapterTrainParams, PeftMethod, require_forward_argument, training_search_space
 
 
 @dataclass
@@ -27,11 +25,10 @@ class PrefixTuningParams(AdapterTrainParams):
     prefix_projection: bool = False
 
 
-class PrefixTuning(Strategy):
+class PrefixTuning(PeftMethod):
     name = "prefix-tuning"
     description = "trained key/value prefixes in every attention layer of a frozen model, plus a trained head"
     default_model = "smollm2"
-    flops_kind = "adapter"
     Params = PrefixTuningParams
 
     def search_space(self, trial):
@@ -42,11 +39,8 @@ class PrefixTuning(Strategy):
         require_forward_argument(model, "past_key_values", self.name,
                                  "the prefixes are fed as past keys and values")
 
-    def run(self, ctx: RunContext, p: PrefixTuningParams) -> StrategyResult:
+    def peft_config(self, ctx: RunContext, p: PrefixTuningParams, model):
         from peft import PrefixTuningConfig, TaskType
 
-        def config(model):
-            return PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=p.num_virtual_tokens,
-                                      prefix_projection=p.prefix_projection)
-
-        return run_peft_method(ctx, p, self.name, config)
+        return PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=p.num_virtual_tokens,
+                                  prefix_projection=p.prefix_projection)

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from bench.core.params import param
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.base import Strategy, StrategyResult
-from strategies.peft_family import (AdapterTrainParams, require_forward_argument, run_peft_method,
-                                    training_search_space)
+from strategies.peft_family import AdapterTrainParams, PeftMethod, require_forward_argument, training_search_space
 
 
 @dataclass
@@ -50,11 +48,10 @@ def not_the_inputs_embeds_notice(record: logging.LogRecord) -> bool:
     return "will not detect padding tokens in `inputs_embeds`" not in record.getMessage()
 
 
-class PromptTuning(Strategy):
+class PromptTuning(PeftMethod):
     name = "prompt-tuning"
     description = "trained soft-prompt vectors prepended to the input of a frozen model, plus a trained head"
     default_model = "smollm2"
-    flops_kind = "adapter"
     Params = PromptTuningParams
 
     def search_space(self, trial):
@@ -64,18 +61,13 @@ class PromptTuning(Strategy):
     def check(self, params: PromptTuningParams, model) -> None:
         require_forward_argument(model, "inputs_embeds", self.name, "the soft prompt is fed as input embeddings")
 
-    def run(self, ctx: RunContext, p: PromptTuningParams) -> StrategyResult:
+    def peft_config(self, ctx: RunContext, p: PromptTuningParams, model):
         from peft import PromptTuningConfig, PromptTuningInit, TaskType
 
-        path = ctx.model_path()
-
-        def config(model):
-            if ctx.model.architecture != "encoder" and hasattr(model, "score"):  # last-token classifier
-                model.register_forward_pre_hook(left_pad_prompted_rows, with_kwargs=True)
-                # transformers warns that it cannot find padding in input embeddings: the hook moved it
-                logging.getLogger("transformers.modeling_layers").addFilter(not_the_inputs_embeds_notice)
-            init = dict(prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=p.init_text,
-                        tokenizer_name_or_path=path) if p.init_text.strip() else {}
-            return PromptTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=p.num_virtual_tokens, **init)
-
-        return run_peft_method(ctx, p, self.name, config)
+        if ctx.model.architecture != "encoder" and hasattr(model, "score"):  # last-token classifier
+            model.register_forward_pre_hook(left_pad_prompted_rows, with_kwargs=True)
+            # transformers warns that it cannot find padding in input embeddings: the hook moved it
+            logging.getLogger("transformers.modeling_layers").addFilter(not_the_inputs_embeds_notice)
+        init = dict(prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=p.init_text,
+                    tokenizer_name_or_path=ctx.model_path()) if p.init_text.strip() else {}
+        return PromptTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=p.num_virtual_tokens, **init)

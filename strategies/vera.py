@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from bench.core.params import param
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.base import Strategy, StrategyResult
 from strategies.peft_common import default_target_modules, target_module_list
-from strategies.peft_family import AdapterTrainParams, run_peft_method, training_search_space
+from strategies.peft_family import AdapterTrainParams, PeftMethod, training_search_space
 
 
 @dataclass
@@ -28,11 +27,10 @@ class VeRAParams(AdapterTrainParams):
     target_modules: list[str] | None = None  # None: the model's attention projections
 
 
-class VeRA(Strategy):
+class VeRA(PeftMethod):
     name = "vera"
     description = "VeRA: shared frozen random low-rank matrices, two trained scaling vectors per layer, plus a trained head"
     default_model = "smollm2"
-    flops_kind = "adapter"
     Params = VeRAParams
 
     def search_space(self, trial):
@@ -42,12 +40,9 @@ class VeRA(Strategy):
     def check(self, params: VeRAParams, model) -> None:
         target_module_list(params.target_modules)
 
-    def run(self, ctx: RunContext, p: VeRAParams) -> StrategyResult:
+    def peft_config(self, ctx: RunContext, p: VeRAParams, model):
         from peft import TaskType, VeraConfig
 
-        def config(model):
-            return VeraConfig(task_type=TaskType.SEQ_CLS, r=p.r, vera_dropout=p.dropout, d_initial=p.d_initial,
-                              projection_prng_key=ctx.seed, save_projection=True,
-                              target_modules=target_module_list(p.target_modules) or default_target_modules(model))
-
-        return run_peft_method(ctx, p, self.name, config)
+        return VeraConfig(task_type=TaskType.SEQ_CLS, r=p.r, vera_dropout=p.dropout, d_initial=p.d_initial,
+                          projection_prng_key=ctx.seed, save_projection=True,
+                          target_modules=target_module_list(p.target_modules) or default_target_modules(model))
