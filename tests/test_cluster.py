@@ -259,7 +259,12 @@ def test_ctrl_c_on_ray_cancels_the_running_runs_and_keeps_the_rest(tmp_path, tin
         done.set()
     rec = records(tmp_path)[run_id]
     assert rec["status"] == "cancelled" and "interrupted (Ctrl-C, SIGINT)" in rec["error"]
-    assert time.monotonic() - t0 < 100 and not worker_pids(run_id)
+    assert time.monotonic() - t0 < 100
+    # the cancelled worker goes down too; on a loaded machine it may take a few seconds to exit
+    end = time.monotonic() + 20
+    while worker_pids(run_id) and time.monotonic() < end:
+        time.sleep(0.5)
+    assert not worker_pids(run_id)
 
 
 # ---------------------------------------------------------------- a two-worker study on PostgreSQL
