@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.core.errors import BenchError, Diverged
-from bench.engine.training import retuned
+from bench.engine.compat import peft_calls
 from bench.engine.context import RunContext
+from bench.engine.four_bit import import_bitsandbytes
+from bench.engine.training import linear_schedule_with_warmup, retuned
 from strategies.base import Strategy, StrategyResult
 from strategies.common import keep_trainable_fp32
 from strategies.label_scoring import Scored, load_causal_lm, log_softmax, score_prompts
@@ -90,13 +92,15 @@ class InstructFineTune(Strategy):
 def add_causal_lora(model, p: InstructFTParams, log=print):
     """LoRA adapters on the attention projections of a causal LM (its LM head stays frozen: the
     model writes the label with the vocabulary it has)."""
+    import_bitsandbytes()  # first, quietly: peft imports it on its own import
     from peft import LoraConfig, TaskType, get_peft_model
 
     targets = target_module_list(p.target_modules) or default_target_modules(model)
     config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
                         target_modules=targets, bias="none")
     try:
-        peft_model = get_peft_model(model, config)
+        with peft_calls():
+            peft_model = get_peft_model(model, config)
     except ValueError as exc:
         raise BenchError(f"cannot place LoRA adapters ({exc}); set target_modules to this model's linear "
                          "layer names, e.g. --param instruct-ft.target_modules=q_proj,v_proj") from None
@@ -141,7 +145,6 @@ def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams,
     """Train the adapters in place on the label tokens; after each epoch, validation is zero-shot's
     scoring of the val split (the curve, the tuning pruner); the best epoch's adapters are kept."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
     from bench.engine.device import autocast, use_bf16
     from bench.engine.training import (MAX_GRAD_NORM, BestEpoch, fast_dropout_on_cpu, make_optimizer, pad_id_of,
@@ -155,7 +158,7 @@ def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams,
     plan = [token_budget_batches(lengths, p.max_tokens_per_batch, rng) if p.max_tokens_per_batch
             else train_batches(lengths, p.batch_size, rng) for _ in range(p.epochs)]
     steps = sum(len(b) for b in plan)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * steps), steps)
+    scheduler = linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * steps), steps)
     weights = class_loss_weights(ctx) if p.class_weights else None
     pad = pad_id_of(prompts.tokenizer)
     torch.manual_seed(ctx.seed)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bench.engine.compat import forward_with_cache
 from bench.engine.context import RunContext
 
 if TYPE_CHECKING:
@@ -103,9 +104,9 @@ class LabelScorer:
                 self.prefix_cache = self._forward(self._row(prefix_ids), None)[1]
 
     def _forward(self, input_ids, cache, logits_to_keep: int = 1):
-        out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True,
-                         logits_to_keep=logits_to_keep)
-        return out.logits, out.past_key_values
+        out, cache = forward_with_cache(self.model, cache, input_ids=input_ids, use_cache=True,
+                                        logits_to_keep=logits_to_keep)
+        return out.logits, cache
 
     def _row(self, ids: list[int]):
         import torch

@@ -11,8 +11,9 @@ from typing import Any
 
 from bench.core.errors import BenchError
 from bench.core.params import param
+from bench.engine.compat import peft_calls
+from bench.engine.four_bit import import_bitsandbytes
 from bench.engine.training import TrainParams, retuned
-from bench.engine.four_bit import silence_kernel_notice
 
 # Attention projections by naming family, tried in order: Llama/Mistral/Qwen-like decoders, then
 # BERT-like encoders. A model with neither falls back to peft's own per-model_type defaults.
@@ -95,7 +96,7 @@ def classifier_head_names(model) -> list[str]:
 
 def add_lora(model, p: LoRAParams, log=print):
     """Wrap `model` in peft LoRA adapters; the head is trained in full through modules_to_save."""
-    silence_kernel_notice()  # peft imports bitsandbytes, where installed, on its own import
+    import_bitsandbytes()  # first, quietly: peft imports it on its own import
     from peft import LoraConfig, TaskType, get_peft_model
 
     targets = target_module_list(p.target_modules) or default_target_modules(model)
@@ -105,7 +106,8 @@ def add_lora(model, p: LoRAParams, log=print):
                         target_modules=targets, modules_to_save=list(heads), bias="none")
     model.config.use_cache = False  # training: no key/value cache to keep
     try:
-        peft_model = get_peft_model(model, config)
+        with peft_calls():
+            peft_model = get_peft_model(model, config)
     except ValueError as exc:  # unknown module names, or a model_type peft has no default for
         raise BenchError(f"cannot place LoRA adapters ({exc}); set target_modules to this model's "
                          "linear layer names, e.g. --param lora.target_modules=q_proj,v_proj") from None

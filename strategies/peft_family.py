@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.engine.compat import peft_calls
 from bench.engine.context import RunContext
-from bench.engine.four_bit import silence_kernel_notice
+from bench.engine.four_bit import import_bitsandbytes
 from bench.engine.kernels import apply_speed_params, load_kwargs
 from bench.engine.training import TrainParams, retuned
 from strategies.common import TrainedStrategy, load_classifier, load_tokenizer
@@ -48,7 +49,7 @@ def training_search_space(trial, lr_low: float, lr_high: float, max_epochs: int 
 def wrap_peft(model, config, strategy: str, log=print):
     """`get_peft_model(model, config)`, with the classification head trained in full
     (modules_to_save), as one clear error where peft cannot place the method on this model."""
-    silence_kernel_notice()  # peft imports bitsandbytes, where installed, on its own import
+    import_bitsandbytes()  # first, quietly: peft imports it on its own import
     from peft import get_peft_model
 
     heads = classifier_head_names(model)
@@ -56,7 +57,8 @@ def wrap_peft(model, config, strategy: str, log=print):
         config.modules_to_save = list(heads)  # a copy: peft appends its own default names for SEQ_CLS
     model.config.use_cache = False  # training: no key/value cache to keep
     try:
-        peft_model = get_peft_model(model, config)
+        with peft_calls():
+            peft_model = get_peft_model(model, config)
     except (ValueError, TypeError, NotImplementedError) as exc:
         raise BenchError(f"{strategy}: peft cannot apply {type(config).__name__} to this model "
                          f"({str(exc).splitlines()[0][:200]}); try another --model or target_modules") from None
@@ -87,6 +89,7 @@ class PeftMethod(TrainedStrategy):
         raise NotImplementedError
 
     def build(self, ctx: RunContext, p):
+        import_bitsandbytes()  # first, quietly: peft_config imports peft, which imports it
         model, tokenizer = load_base(ctx, p)
         model = wrap_peft(model, self.peft_config(ctx, p, model), self.name, log=ctx.tracker.log)
         return apply_speed_params(model, p, log=ctx.tracker.log), tokenizer
@@ -139,12 +142,13 @@ def forward_arguments(model_type: str, strategy: str) -> set[str]:
     return names
 
 
-def require_forward_argument(model_ref, argument: str, strategy: str, why: str) -> None:
-    """One error before loading where the model's classification forward cannot take `argument`."""
+def require_forward_argument(model_ref, arguments: tuple[str, ...], strategy: str, why: str) -> None:
+    """One error before loading where the model's classification forward takes none of `arguments`
+    (one argument's names across transformers releases, newest first)."""
     model_type = model_type_of(model_ref)
     if model_type is None:
         return  # unknown until loaded: wrap_peft's error covers it then
-    if argument not in forward_arguments(model_type, strategy):
+    if not set(arguments) & forward_arguments(model_type, strategy):
         raise BenchError(f"{strategy} cannot do sequence classification with model_type '{model_type}': its "
-                         f"classification forward takes no {argument} ({why}); use --model smollm2 or minilm, "
-                         "or the strategy lora")
+                         f"classification forward takes no {' or '.join(arguments)} ({why}); use a Llama- or "
+                         "BERT-style model (--model smollm2 or minilm), or the strategy lora")

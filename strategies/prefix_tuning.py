@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.core.params import param
+from bench.engine.compat import CACHE_ARGUMENTS, prefix_tuning_through_cache
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
 from strategies.peft_family import AdapterTrainParams, PeftMethod, require_forward_argument, training_search_space
@@ -36,8 +37,13 @@ class PrefixTuning(PeftMethod):
                 "num_virtual_tokens": trial.suggest_categorical("num_virtual_tokens", [8, 16, 32])}
 
     def check(self, params: PrefixTuningParams, model) -> None:
-        require_forward_argument(model, "past_key_values", self.name,
+        require_forward_argument(model, CACHE_ARGUMENTS, self.name,
                                  "the prefixes are fed as past keys and values")
+
+    def build(self, ctx: RunContext, p: PrefixTuningParams):
+        model, tokenizer = super().build(ctx, p)
+        prefix_tuning_through_cache(model)
+        return model, tokenizer
 
     def peft_config(self, ctx: RunContext, p: PrefixTuningParams, model):
         from peft import PrefixTuningConfig, TaskType

@@ -59,7 +59,7 @@ class PromptTuning(PeftMethod):
                 "num_virtual_tokens": trial.suggest_categorical("num_virtual_tokens", [8, 16, 32])}
 
     def check(self, params: PromptTuningParams, model) -> None:
-        require_forward_argument(model, "inputs_embeds", self.name, "the soft prompt is fed as input embeddings")
+        require_forward_argument(model, ("inputs_embeds",), self.name, "the soft prompt is fed as input embeddings")
 
     def peft_config(self, ctx: RunContext, p: PromptTuningParams, model):
         from peft import PromptTuningConfig, PromptTuningInit, TaskType

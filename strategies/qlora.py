@@ -9,8 +9,9 @@ import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 
-from bench.engine.context import RunContext
 from bench.core.errors import BenchError
+from bench.engine.compat import enable_activation_checkpointing, peft_calls
+from bench.engine.context import RunContext
 from bench.engine.four_bit import REPACKING_OFF_NOTE, import_bitsandbytes, keep_4bit_layers_trainable
 from bench.engine.kernels import apply_speed_params, load_kwargs
 from strategies.common import TrainedStrategy, load_classifier, load_tokenizer
@@ -134,5 +135,8 @@ def prepare_for_training(model, gradient_checkpointing: bool):
     turn on gradient checkpointing (non-reentrant: no need to make the inputs require grad)."""
     from peft import prepare_model_for_kbit_training
 
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
-                                           gradient_checkpointing_kwargs={"use_reentrant": False})
+    with peft_calls():
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if gradient_checkpointing:
+        enable_activation_checkpointing(model)
+    return model

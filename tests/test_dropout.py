@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench.engine.compat import enable_activation_checkpointing
 from bench.engine.dropout import ATTENTION_NAME, FastDropout, attention_with_fast_dropout, keep_mask, use_fast_dropout
 
 
@@ -98,7 +99,7 @@ def test_gradient_checkpointing_recomputes_the_same_masks(reentrant):
         model = _tiny_bert()
         use_fast_dropout(model)
         if checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+            enable_activation_checkpointing(model, use_reentrant=reentrant)
         model.train()
         torch.manual_seed(7)
         F.cross_entropy(model(input_ids=ids).logits, labels).backward()

@@ -14,6 +14,7 @@ import torch
 from bench.core.errors import BenchError
 from bench.core.params import validate_params
 from bench.data.task import TaskData
+from bench.engine.compat import peft_calls, prefix_tuning_through_cache
 from bench.engine.models import ModelRef, resolve_model
 from strategies import REGISTRY, default_run, get_strategy
 from strategies.adalora import AdaLoRAParams, budget_updates, orthogonality_penalty
@@ -124,7 +125,8 @@ def test_prompt_tuning_classifies_a_padded_row_as_the_same_row_alone(task, tiny_
     ctx = context(task, tiny_llama)
     model = load_classifier(str(tiny_llama), ctx, load_tokenizer(str(tiny_llama)))
     model.register_forward_pre_hook(left_pad_prompted_rows, with_kwargs=True)
-    model = get_peft_model(model, PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4)).eval()
+    with peft_calls():
+        model = get_peft_model(model, PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4)).eval()
     ids = torch.tensor([[7, 8, 9, 10, 11], [12, 13, 14, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     with torch.no_grad():
@@ -251,3 +253,25 @@ def test_a_gguf_headers_value_is_read_without_parsing_the_whole_file(tmp_path):
     assert gguf_metadata_value(path, "no.such.key") is None
     (tmp_path / "not.gguf").write_bytes(b"nothing here")
     assert gguf_metadata_value(tmp_path / "not.gguf", "general.architecture") is None
+
+
+def test_prefix_tuning_feeds_its_prefixes_to_attention(task, tiny_llama):
+    """The prefixes reach every attention layer under whichever cache name the installed
+    transformers takes: changing them changes the logits (they would not, were they dropped)."""
+    from peft import PrefixTuningConfig, get_peft_model
+
+    
+    ctx = context(task, tiny_llama)
+    model = load_classifier(str(tiny_llama), ctx, load_tokenizer(str(tiny_llama)))
+    model.config.use_cache = False  # as in training
+    with peft_calls():
+        model = get_peft_model(model, PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4))
+    prefix_tuning_through_cache(model)
+    model.eval()
+    ids, mask = torch.tensor([[7, 8, 9, 10, 11]]), torch.ones(1, 5, dtype=torch.long)
+    with torch.no_grad():
+        before = model(input_ids=ids, attention_mask=mask).logits.clone()
+        for p in model.prompt_encoder.parameters():
+            p.add_(torch.randn_like(p))
+        after = model(input_ids=ids, attention_mask=mask).logits
+    assert not torch.allclose(before, after, atol=1e-4)

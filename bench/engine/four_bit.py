@@ -20,6 +20,7 @@ nn/modules.py, autograd/_functions.py):
 from __future__ import annotations
 
 import logging
+import warnings
 
 KERNEL_NOTICE_LOGGER = "bitsandbytes.backends.cpu.ops"
 KERNEL_NOTICE_START = "Failed to load CPU gemm_4bit_forward from kernels-community"
@@ -33,18 +34,26 @@ def _not_the_kernel_notice(record: logging.LogRecord) -> bool:
 
 def silence_kernel_notice() -> None:
     """Drop bitsandbytes' notice about a hub-only kernel that nothing here would use (see the module
-    docstring), and only that message. Call before anything imports bitsandbytes: peft on its own
-    import, transformers.optimization (the training loop's scheduler), qlora; harmless where
-    bitsandbytes is not installed."""
+    docstring), and only that message. Harmless where bitsandbytes is not installed."""
     notice_logger = logging.getLogger(KERNEL_NOTICE_LOGGER)  # the logger bitsandbytes will get by name
     if _not_the_kernel_notice not in notice_logger.filters:
         notice_logger.addFilter(_not_the_kernel_notice)
 
 
 def import_bitsandbytes():
+    """bitsandbytes, imported without its kernel notice; None where it is not installed. Call it
+    before anything that imports bitsandbytes on its own (peft does on its import). Its import runs
+    `torch.compile`, whose first call imports torch's own compiler, which uses torch's deprecated
+    `torch.jit.script_method` (torch/utils/mkldnn.py): that notice, torch's about itself, is dropped
+    here and only here."""
     silence_kernel_notice()
-    import bitsandbytes
-
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit\._script",
+                                message=r".*torch\.jit\.script_method")
+        try:
+            import bitsandbytes
+        except ImportError:
+            return None
     return bitsandbytes
 
 

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from bench.engine.context import RunContext
 from bench.engine.device import autocast, use_bf16
 from bench.engine.dropout import use_fast_dropout
-from bench.engine.four_bit import silence_kernel_notice
 from bench.core.errors import Diverged
 from bench.core.params import param
 from bench.engine.kernels import SpeedParams
@@ -221,12 +220,21 @@ def fast_dropout_on_cpu(model, ctx: RunContext) -> None:
                         + (" and the attention" if attention else ""))
 
 
+def linear_schedule_with_warmup(optimizer, warmup_steps: int, total_steps: int):
+    """transformers' linear schedule (the same factors step for step) on torch's LambdaLR: importing
+    transformers.optimization imports peft, bitsandbytes and torch's compiler, seconds a run."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return float(step) / float(max(1, warmup_steps))
+        return max(0.0, float(total_steps - step) / float(max(1, total_steps - warmup_steps)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def fit(model, train: Encoded, val: Encoded, ctx: RunContext, p: TrainParams, pad_id: int) -> None:
     """Train in place; validate each epoch (ctx.tracker.epoch: the curve, and the tuning pruner);
     at the end load back the trainable weights of the best epoch by validation accuracy."""
-    silence_kernel_notice()  # transformers.optimization imports bitsandbytes: full-ft's first import of it
-    from transformers import get_linear_schedule_with_warmup
-
     device, bf16 = ctx.device, use_bf16(ctx.device, ctx.precision)
     fast_dropout_on_cpu(model, ctx)
     weights = None
@@ -242,7 +250,7 @@ def fit(model, train: Encoded, val: Encoded, ctx: RunContext, p: TrainParams, pa
         ctx.tracker.log(f"token-budget batches: {steps} steps of <= {p.max_tokens_per_batch} padded tokens")
     else:
         steps = p.epochs * math.ceil(len(train) / p.batch_size)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * steps), steps)
+    scheduler = linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * steps), steps)
     rng = np.random.default_rng(ctx.seed)
     torch.manual_seed(ctx.seed)
     best = BestEpoch(model)
