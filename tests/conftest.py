@@ -48,6 +48,22 @@ def tiny_bert(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A 2-layer Llama with random weights and a word-level tokenizer with a chat template."""
+    from tests.tiny import save_tiny_llama
+
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="module")
+def task():
+    """Three topics, 8 / 4 / 4 rows per class in train / validation / test."""
+    from tests.tiny import tiny_task
+
+    return tiny_task()
+
+
 def run_bench(*args: str, cwd: Path | None = None, timeout: int = 900, env: dict | None = None):
     """`bench ARGS` in a subprocess, as a user runs it; returns CompletedProcess (text)."""
     full_env = dict(os.environ, FTBENCH_QUIET="1", PYTHONWARNINGS="ignore", **(env or {}))

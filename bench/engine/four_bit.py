@@ -14,7 +14,7 @@ nn/modules.py, autograd/_functions.py):
   "an autograd kernel was not registered", the layer's input gets no gradient, so adapters before it
   get wrong gradients (cosine 0.69-0.97 against a de-quantized copy on a tiny Llama), and the
   forward runs in bf16. `keep_4bit_layers_trainable` turns the repacking off; the de-quantize-and-
-  matmul path it leaves has an autograd formula (tests/test_four_bit.py checks the gradients).
+  matmul path it leaves has an autograd formula (tests/unit/engine/test_four_bit.py checks the gradients).
 """
 
 from __future__ import annotations

@@ -1,0 +1,54 @@
+"""Experiments and run ids: a run id is a hash of the resolved config, params are coerced and
+checked, --param flags and YAML errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.core.errors import BenchError
+from bench.running.config import Experiment, RunSpec, coerce_params, parse_param_flags
+from strategies import get_strategy
+
+
+def spec(**kw):
+    base = dict(strategy="full-ft", model="minilm", dataset="bbc-news", dataset_options={}, per_class=[1, 1, 1],
+                test_from="pool", seed=0, params={"lr": 1e-4}, device="cpu")
+    base.update(kw)
+    return RunSpec(**base)
+
+
+def test_run_id_is_a_hash_of_the_resolved_config():
+    assert spec().run_id == spec().run_id
+    assert spec().run_id != spec(seed=1).run_id != spec(params={"lr": 2e-4}).run_id
+    a = spec(study={"name": "s", "trial": 0, "storage": "x"})
+    b = spec(study={"name": "s", "trial": 1, "storage": "y"})
+    assert a.run_id != b.run_id  # equal params, two trials: two runs
+
+
+def test_params_are_coerced_and_checked():
+    s = get_strategy("full-ft")
+    p = coerce_params(s, {"lr": "3e-4", "epochs": "2", "class_weights": "true"})
+    assert p["lr"] == 3e-4 and p["epochs"] == 2 and p["class_weights"] is True
+    with pytest.raises(BenchError, match="unknown parameter.*lrr"):
+        coerce_params(s, {"lrr": 1})
+    with pytest.raises(BenchError, match="must be int"):
+        coerce_params(s, {"epochs": 2.5})
+
+
+def test_param_flags():
+    assert parse_param_flags(["lora.lr=1e-4", "r=8"]) == {"lora": {"lr": 1e-4}, "*": {"r": 8}}
+    with pytest.raises(BenchError, match="STRATEGY.NAME=VALUE"):
+        parse_param_flags(["lr"])
+
+
+def test_yaml_config_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("strategies: [lora\n")
+    with pytest.raises(BenchError, match="not valid YAML"):
+        Experiment.from_yaml(bad)
+    unknown = tmp_path / "u.yaml"
+    unknown.write_text("strategy: lora\n")
+    with pytest.raises(BenchError, match="unknown key"):
+        Experiment.from_yaml(unknown)
+    with pytest.raises(BenchError, match="does not exist"):
+        Experiment.from_yaml(tmp_path / "missing.yaml")
