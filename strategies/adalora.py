@@ -16,17 +16,21 @@ from bench.core.errors import BenchError
 from bench.core.params import param
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.peft_common import LoRAParams, check_lora_params, default_target_modules, target_module_list
-from strategies.peft_family import PeftMethod, training_search_space
+from strategies.shared.adapters import (
+    AdapterStrategy,
+    default_target_modules,
+    target_module_list,
+    training_search_space,
+)
+from strategies.shared.lora_adapters import LoRAParams, check_lora_params
 
 
 @dataclass
 class AdaLoRAParams(LoRAParams):
     """lora's CPU defaults with a rank budget: every adapted matrix starts at `init_r` and the total is
     pruned towards `target_r` per matrix between the first `tinit_ratio` and the last `tfinal_ratio`
-    of the steps (init_r 12 -> target_r 8 as in peft's examples). Its lr is 10x lora's: swept on the
-    default split (peft_family.SWEEPS; validation accuracy): 3e-3 0.82, 1e-2 0.91, 3e-2 0.98 (the
-    sweep's top: higher was not tried). `r` is unused (AdaLoRA's ranks are init_r and target_r)."""
+    of the steps (init_r 12 -> target_r 8 as in peft's examples). Its lr is 10x lora's (the learning-rate
+    sweep in experiments/, docs/strategies.md). `r` is unused (AdaLoRA's ranks are init_r and target_r)."""
 
     lr: float = retuned("lr", 3e-2)
 
@@ -92,7 +96,7 @@ def budget_updates(peft_model, p: AdaLoRAParams):
             handle.remove()
 
 
-class AdaLoRA(PeftMethod):
+class AdaLoRA(AdapterStrategy):
     name = "adalora"
     description = "LoRA in SVD form with its rank budget reallocated to the most important matrices, plus a trained head"
     default_model = "smollm2"

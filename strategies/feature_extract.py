@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.engine.context import RunContext
-from bench.core.params import param
 from bench.core.errors import Diverged
+from bench.core.params import param
+from bench.engine.context import RunContext
 from bench.engine.tokens import Encoded, encode, tokenizer_identity
-from strategies.base import Strategy, StrategyResult
-from strategies.common import load_tokenizer
+from strategies.shared.base import Strategy, StrategyResult
+from strategies.shared.trained import load_tokenizer
 
 POOLINGS = ("auto", "mean", "cls", "last")
 HEADS = ("logreg", "mlp")

@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from bench.core.errors import BenchError
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.peft_common import target_module_list
-from strategies.peft_family import AdapterTrainParams, PeftMethod, training_search_space
+from strategies.shared.adapters import AdapterStrategy, AdapterTrainParams, target_module_list, training_search_space
 
 
 @dataclass
 class IA3Params(AdapterTrainParams):
-    """(IA)^3 rescales activations starting from 1, so it needs a far higher lr than LoRA. Swept on
-    the default BBC News split (seed 0, 1 epoch, validation accuracy; peft_family.SWEEPS): lr 1e-2
-    0.88, 2e-2 0.93, 5e-2 0.92."""
+    """(IA)^3 rescales activations starting from 1, so it needs a far higher lr than LoRA (its default
+    comes from the learning-rate sweep in experiments/, docs/strategies.md)."""
 
     lr: float = retuned("lr", 2e-2)
     # None: peft's defaults for the model_type (Llama: k_proj, v_proj, down_proj; BERT: key, value,
@@ -25,7 +23,7 @@ class IA3Params(AdapterTrainParams):
     feedforward_modules: list[str] | None = None
 
 
-class IA3(PeftMethod):
+class IA3(AdapterStrategy):
     name = "ia3"
     description = "(IA)^3: learned rescaling of keys, values and feed-forward activations, plus a trained head"
     default_model = "smollm2"

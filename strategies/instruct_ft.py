@@ -12,27 +12,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.core.errors import BenchError, Diverged
-from bench.engine.compat import peft_calls
 from bench.engine.context import RunContext
-from bench.engine.four_bit import import_bitsandbytes
 from bench.engine.training import linear_schedule_with_warmup, retuned
-from strategies.base import Strategy, StrategyResult
-from strategies.common import keep_trainable_fp32
-from strategies.label_scoring import Scored, load_causal_lm, log_softmax, score_prompts
-from strategies.peft_common import (LoRAParams, adapter_bytes, check_lora_params, default_target_modules,
-                                    lora_search_space, target_module_list)
-from strategies.prompt_fields import PromptParams, check_prompt_params, label_words_for
-from strategies.prompting import TEMPLATES, PromptBuilder, resolve_template
+from strategies.shared.adapters import adapter_bytes, place_adapter
+from strategies.shared.base import Strategy, StrategyResult
+from strategies.shared.label_scoring import Scored, load_causal_lm, log_softmax, score_prompts
+from strategies.shared.lora_adapters import LoRAParams, check_lora_params, lora_config, lora_search_space
+from strategies.shared.prompt_params import PromptParams, check_prompt_params, label_words_for
+from strategies.shared.prompts import TEMPLATES, PromptBuilder, resolve_template
+from strategies.shared.trained import keep_trainable_fp32
 
 IGNORE = -100  # transformers' label id for positions without loss (the prompt, the padding)
 
 
 @dataclass
 class InstructFTParams(LoRAParams, PromptParams):
-    """LoRA's fields and zero-shot's prompt fields (prompt_fields.PromptParams). max_length caps each text's tokens inside the
-    prompt (the chat template and instructions come on top), as zero-shot's does. lr 1e-3 was not
-    swept: the LM already knows the label words, so it starts below lora's 3e-3 (which trains a
-    fresh head); measured at 16 rows per class in the README, `bench tune` searches it."""
+    """LoRA's fields and zero-shot's prompt fields (prompt_params.PromptParams). max_length caps each
+    text's tokens inside the prompt (the chat template and instructions come on top), as zero-shot's
+    does. lr 1e-3, below lora's 3e-3: the LM already knows the label words, where lora trains a fresh
+    head (`bench tune` and `bench compare` search it)."""
 
     lr: float = retuned("lr", 1e-3)
 
@@ -74,8 +72,8 @@ class InstructFineTune(Strategy):
                                      desc="baseline (untrained: zero-shot)")
         import torch
 
-        torch.manual_seed(ctx.seed)  # the adapters' initialization is part of the run (unseeded, reruns differed)
-        model = add_causal_lora(model, p, ctx.tracker.log)
+        torch.manual_seed(ctx.seed)  # the adapters' initialization is part of the run
+        model = place_adapter(model, lora_config(p, model, task="CAUSAL_LM"), self.name, ctx.tracker.log)
         keep_trainable_fp32(model)  # adapters train in fp32 whatever the base's dtype
         fit_label_tokens(model, train_rows, val_ids, ctx, p, prompts)
         model.eval()
@@ -87,25 +85,6 @@ class InstructFineTune(Strategy):
                               extra_cost={"adapter_bytes": adapter_bytes(model),
                                           "shared_prefix_tokens": scored.prefix_tokens,
                                           "verbalizers": dict(zip(ctx.data.labels, words))})
-
-
-def add_causal_lora(model, p: InstructFTParams, log=print):
-    """LoRA adapters on the attention projections of a causal LM (its LM head stays frozen: the
-    model writes the label with the vocabulary it has)."""
-    import_bitsandbytes()  # first, quietly: peft imports it on its own import
-    from peft import LoraConfig, TaskType, get_peft_model
-
-    targets = target_module_list(p.target_modules) or default_target_modules(model)
-    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout,
-                        target_modules=targets, bias="none")
-    try:
-        with peft_calls():
-            peft_model = get_peft_model(model, config)
-    except ValueError as exc:
-        raise BenchError(f"cannot place LoRA adapters ({exc}); set target_modules to this model's linear "
-                         "layer names, e.g. --param instruct-ft.target_modules=q_proj,v_proj") from None
-    log(f"LoRA r={p.r} alpha={p.alpha} on {sorted(peft_model.peft_config['default'].target_modules)} (causal LM)")
-    return peft_model
 
 
 def label_batch(rows: list[tuple[list[int], list[int]]], pad_id: int, device: str):
@@ -147,8 +126,15 @@ def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams,
     import torch
 
     from bench.engine.device import autocast, use_bf16
-    from bench.engine.training import (MAX_GRAD_NORM, BestEpoch, fast_dropout_on_cpu, make_optimizer, pad_id_of,
-                                       token_budget_batches, train_batches)
+    from bench.engine.training import (
+        MAX_GRAD_NORM,
+        BestEpoch,
+        fast_dropout_on_cpu,
+        make_optimizer,
+        pad_id_of,
+        token_budget_batches,
+        train_batches,
+    )
 
     device, bf16 = ctx.device, use_bf16(ctx.device, ctx.precision)
     fast_dropout_on_cpu(model, ctx)

@@ -6,17 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.core.params import param
-from bench.engine.compat import CACHE_ARGUMENTS, prefix_tuning_through_cache
+from bench.engine.compat import CACHE_ARGUMENTS
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.peft_family import AdapterTrainParams, PeftMethod, require_forward_argument, training_search_space
+from strategies.shared.adapters import AdapterStrategy, AdapterTrainParams, training_search_space
+from strategies.shared.model_checks import require_forward_argument
 
 
 @dataclass
 class PrefixTuningParams(AdapterTrainParams):
-    """16 virtual tokens at lr 1e-2 for 3 epochs. Swept on the default split (peft_family.SWEEPS;
-    validation accuracy): one epoch at lr 3e-3 0.45, 1e-2 0.52, 3e-2 0.30; three epochs at 1e-2 0.85
-    (test 0.795 against 0.550 for one epoch, at 3x the time).
+    """16 virtual tokens at lr 1e-2 for 3 epochs: one epoch leaves the prefixes near where they started
+    (the sweep in experiments/, docs/strategies.md).
     `prefix_projection` trains the prefix through a 2-layer MLP (the paper's
     reparametrization: steadier, but many more trainable weights)."""
 
@@ -26,7 +26,7 @@ class PrefixTuningParams(AdapterTrainParams):
     prefix_projection: bool = False
 
 
-class PrefixTuning(PeftMethod):
+class PrefixTuning(AdapterStrategy):
     name = "prefix-tuning"
     description = "trained key/value prefixes in every attention layer of a frozen model, plus a trained head"
     default_model = "smollm2"
@@ -39,11 +39,6 @@ class PrefixTuning(PeftMethod):
     def check(self, params: PrefixTuningParams, model) -> None:
         require_forward_argument(model, CACHE_ARGUMENTS, self.name,
                                  "the prefixes are fed as past keys and values")
-
-    def build(self, ctx: RunContext, p: PrefixTuningParams):
-        model, tokenizer = super().build(ctx, p)
-        prefix_tuning_through_cache(model)
-        return model, tokenizer
 
     def peft_config(self, ctx: RunContext, p: PrefixTuningParams, model):
         from peft import PrefixTuningConfig, TaskType

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from bench.core.params import param
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.peft_family import AdapterTrainParams, PeftMethod, require_forward_argument, training_search_space
+from strategies.shared.adapters import AdapterStrategy, AdapterTrainParams, training_search_space
+from strategies.shared.model_checks import require_forward_argument
 
 
 @dataclass
 class PromptTuningParams(AdapterTrainParams):
-    """16 virtual tokens at lr 1e-2: soft prompts need lrs far above LoRA's. Swept on the default split
-    (peft_family.SWEEPS; validation accuracy): 3e-3 0.82, 1e-2 0.85, 3e-2 0.83, 1e-1 0.20 (the head,
-    trained at the same lr, diverges). The soft prompt is initialized from `init_text`'s token embeddings
+    """16 virtual tokens at lr 1e-2: soft prompts need lrs far above LoRA's (the learning-rate sweep in
+    experiments/, docs/strategies.md; at 1e-1 the head, trained at the same lr, diverges). The soft prompt is initialized from `init_text`'s token embeddings
     (empty: random), which the prompt-tuning paper found steadier than random vectors on small models."""
 
     lr: float = retuned("lr", 1e-2)
@@ -48,7 +48,7 @@ def not_the_inputs_embeds_notice(record: logging.LogRecord) -> bool:
     return "will not detect padding tokens in `inputs_embeds`" not in record.getMessage()
 
 
-class PromptTuning(PeftMethod):
+class PromptTuning(AdapterStrategy):
     name = "prompt-tuning"
     description = "trained soft-prompt vectors prepended to the input of a frozen model, plus a trained head"
     default_model = "smollm2"

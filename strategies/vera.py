@@ -9,15 +9,20 @@ from dataclasses import dataclass
 from bench.core.params import param
 from bench.engine.context import RunContext
 from bench.engine.training import retuned
-from strategies.peft_common import default_target_modules, target_module_list
-from strategies.peft_family import AdapterTrainParams, PeftMethod, training_search_space
+from strategies.shared.adapters import (
+    AdapterStrategy,
+    AdapterTrainParams,
+    default_target_modules,
+    target_module_list,
+    training_search_space,
+)
 
 
 @dataclass
 class VeRAParams(AdapterTrainParams):
     """VeRA's shared projections are frozen and random, so its rank is high (peft's default 256) and
-    its lr is far above LoRA's. Swept (peft_family.SWEEPS; validation accuracy, loss): lr 3e-3 0.82,
-    1e-2 0.87 (0.49), 3e-2 0.87 (0.65). The random projections are drawn from the run's seed and saved
+    its lr is far above LoRA's (the learning-rate sweep in experiments/, docs/strategies.md). The random
+    projections are drawn from the run's seed and saved
     with the adapter."""
 
     lr: float = retuned("lr", 1e-2)
@@ -27,7 +32,7 @@ class VeRAParams(AdapterTrainParams):
     target_modules: list[str] | None = None  # None: the model's attention projections
 
 
-class VeRA(PeftMethod):
+class VeRA(AdapterStrategy):
     name = "vera"
     description = "VeRA: shared frozen random low-rank matrices, two trained scaling vectors per layer, plus a trained head"
     default_model = "smollm2"

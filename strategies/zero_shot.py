@@ -5,18 +5,16 @@ generated text is parsed).
 Prompt: the filled template is the user's turn (through the chat template where the tokenizer has
 one), the answer prefix (e.g. "Category:") opens the answer, and each label is scored as the next
 word, after a space: " sports" is one common token where "sports" right after the assistant
-header splits oddly. On SmolLM2 with a 50-article BBC News sample, that alone lifted calibrated
-balanced accuracy from 0.30-0.44 to 0.52-0.76, depending on the template.
+header splits oddly (on a small model that alone is worth a large share of its accuracy).
 
 Scoring: a label's score is the sum of its tokens' log-probabilities (the probability of the whole
 label). Sums favour short labels; calibration removes that bias along with the model's prior for
 each label: each example's label probabilities (normalized over the labels) are divided by a prior,
 in log space. The prior is, by default, the mean label probability over the evaluated texts
 themselves ("batch", Zhou et al. 2023), or that of content-free texts ("N/A", "", "[MASK]";
-"content-free", Zhao et al. 2021, the default until issue 15). With label names that are not words
-of the task (fresh / rotten on Rotten Tomatoes snippets) the content-free prior left SmolLM2
-predicting 'rotten' for 99 of 100 reviews (balanced accuracy 0.490); the batch prior gave 0.580,
-and on BBC News 0.695 against 0.625 (seed 0; README, "zero-shot on label names ...").
+"content-free", Zhao et al. 2021). With label names that are not words of the task (fresh / rotten
+on movie reviews) the content-free prior can leave a small model predicting one class for nearly
+every text; the batch prior does not (docs/strategies.md has the measurements).
 
 Speed: the part of the prompt before the text (system prompt, demonstrations, instructions) runs
 once per run; each example's remaining prompt runs once, and all its labels are then scored in one
@@ -26,15 +24,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.engine.context import RunContext
 from bench.core.errors import BenchError
 from bench.core.params import param
-from strategies.base import Strategy, StrategyResult
-from strategies.label_scoring import (PRIORS, LabelScorer, calibrate, content_free_prior, load_causal_lm,
-                                      score_prompts)
-from strategies.prompt_fields import PromptParams, check_prompt_params, label_words_for
-from strategies.prompting import (CUSTOM_ANSWER_PREFIX, TEMPLATES, PromptBuilder, draw_demonstrations,
-                                  resolve_template, verbalizer_list)
+from bench.engine.context import RunContext
+from strategies.shared.base import Strategy, StrategyResult
+from strategies.shared.label_scoring import (
+    PRIORS,
+    LabelScorer,
+    calibrate,
+    content_free_prior,
+    load_causal_lm,
+    score_prompts,
+)
+from strategies.shared.prompt_params import PromptParams, check_prompt_params, label_words_for
+from strategies.shared.prompts import (
+    CUSTOM_ANSWER_PREFIX,
+    TEMPLATES,
+    PromptBuilder,
+    draw_demonstrations,
+    resolve_template,
+    verbalizer_list,
+)
 
 __all__ = ["ZeroShot", "ZeroShotParams", "CUSTOM_ANSWER_PREFIX", "TEMPLATES", "LabelScorer", "PromptBuilder",
            "calibrate", "content_free_prior", "draw_demonstrations", "resolve_template", "verbalizer_list"]
@@ -42,10 +52,10 @@ __all__ = ["ZeroShot", "ZeroShotParams", "CUSTOM_ANSWER_PREFIX", "TEMPLATES", "L
 
 @dataclass
 class ZeroShotParams(PromptParams):
-    """The prompt fields (prompt_fields.PromptParams), the text's length and the demonstrations."""
+    """The prompt fields (prompt_params.PromptParams), the text's length and the demonstrations."""
 
-    # tokens of each text kept in the prompt (demonstrations included); on BBC News 256 tokens gave
-    # 0.645 accuracy in 106 s, 128 tokens 0.625 in 79 s (200 test articles, SmolLM2, this CPU)
+    # tokens of each text kept in the prompt (demonstrations included): twice as many cost a third
+    # more time for a small gain
     max_length: int = param(128, ge=8)
     k_shot: int = param(0, ge=0, le=32)  # demonstrations from the train split, drawn with the run's seed
 
@@ -57,7 +67,6 @@ class ZeroShot(Strategy):
     flops_kind = "forward"
     in_default_run = True
     Params = ZeroShotParams
-    # measured on the fresh/rotten CSV (README): the batch prior 0.580, 4 demonstrations 0.740
     collapse_advice = ("demonstrations help most where label names are not words of the task: "
                        "--param zero-shot.k_shot=4, or name words with --param zero-shot.verbalizers='{label: word}'")
 

@@ -30,6 +30,15 @@ def _isolated_cache(tmp_path_factory):
         os.environ["FTBENCH_CACHE"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _bitsandbytes_imported_quietly():
+    """bitsandbytes as ftbench imports it (bench/engine/four_bit.py), before any test imports it or
+    peft directly: its import otherwise shows torch's notice about torch's own code."""
+    from bench.engine.four_bit import import_bitsandbytes
+
+    import_bitsandbytes()
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A 2-layer BERT with random weights and MiniLM's real tokenizer, saved as a local model folder."""

@@ -87,3 +87,11 @@ def context(task, folder, architecture="decoder", seed=0) -> RunContext:
 def tiny_task(train: int = 8, val: int = 4, test: int = 4, seed: int = 0) -> TaskData:
     rng = np.random.default_rng(seed)
     return TaskData("tiny-topics", LABELS, make_split(train, rng), make_split(val, rng), make_split(test, rng))
+
+
+def add_lora(model, p):
+    """LoRA placed on `model` as the lora strategy places it (head in full), quietly."""
+    from strategies.shared.adapters import place_adapter
+    from strategies.shared.lora_adapters import lora_config
+
+    return place_adapter(model, lora_config(p, model), "lora")

@@ -1,4 +1,4 @@
-"""The layers in pyproject.toml's [tool.importlinter] hold, and breaking one is caught."""
+"""The import contracts in pyproject.toml's [tool.importlinter] hold, and breaking each is caught."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"]
 
 
@@ -20,7 +20,7 @@ def lint(cwd: Path) -> subprocess.CompletedProcess:
 def test_the_import_contracts_are_kept():
     out = lint(ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 kept, 0 broken" in out.stdout
+    assert "3 kept, 0 broken" in out.stdout
 
 
 def copy_tree(dst: Path) -> None:
@@ -50,3 +50,13 @@ def test_a_loop_between_siblings_breaks_the_acyclic_contract(tmp_path):
     out = lint(tmp_path)
     assert out.returncode != 0
     assert "no import loops between sibling modules BROKEN" in out.stdout, out.stdout
+
+
+def test_a_strategy_importing_another_breaks_the_independence_contract(tmp_path):
+    copy_tree(tmp_path)
+    lora_8bit = tmp_path / "strategies" / "lora_8bit.py"
+    lora_8bit.write_text(lora_8bit.read_text() + "\nfrom strategies.qlora import QLoRA  # deliberately: one strategy on another\n")
+    out = lint(tmp_path)
+    assert out.returncode != 0
+    assert "strategies.lora_8bit -> strategies.qlora" in out.stdout, out.stdout
+    assert "each strategy module imports no other strategy BROKEN" in out.stdout, out.stdout

@@ -73,7 +73,8 @@ def profile_step(strategy: str, args, ws: Workspace, top: int = 10) -> dict[str,
     ref = resolve_model(spec.model)
     device = spec.device
     ctx = RunContext(data, ref, args.seed, device, Tracker(quiet=True), precision=spec.precision)
-    model, tokenizer = strat.build(ctx, p)
+    built = strat.build(ctx, p)
+    model, tokenizer = built.model, built.tokenizer
     fast_dropout_on_cpu(model, ctx)
     model.train()
     enc = encode(tokenizer, data.train.texts, data.train.labels, p.max_length)

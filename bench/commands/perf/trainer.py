@@ -36,7 +36,7 @@ def run_trainer_leg(strategy: str, args, ws: Workspace) -> dict[str, Any]:
     if "r" in p:  # a LoRA strategy: the script gets the same adapters
         targets = p.get("target_modules")
         if not targets:
-            from strategies.peft_common import ATTENTION_PROJECTIONS
+            from strategies.shared.adapters import ATTENTION_PROJECTIONS
 
             targets = list(ATTENTION_PROJECTIONS[0 if ref.architecture == "decoder" else 1])
         if isinstance(targets, str):

@@ -48,7 +48,7 @@ def test_handwritten_trainer_trains_a_bf16_checkpoint_with_class_weights(tmp_pat
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from tests.conftest import ROOT
-    from tests.test_precision import save_bf16
+    from tests.unit.engine.test_precision import save_bf16
 
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=30522, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,

@@ -20,7 +20,7 @@ PLUGIN = textwrap.dedent('''
     from bench.core.params import param
     from bench.data import sources
     from bench.data.task import RawDataset
-    from strategies.base import Strategy, StrategyResult
+    from strategies.shared.base import Strategy, StrategyResult
 
 
     @dataclass

@@ -15,10 +15,10 @@ import torch
 
 from bench.engine import four_bit
 from bench.engine.compat import enable_activation_checkpointing
-from strategies.common import load_classifier, load_tokenizer
-from strategies.peft_common import add_lora
-from strategies.qlora import QLoRAParams, load_4bit_classifier, prepare_for_training
-from tests.tiny import context
+from strategies.shared.bases import load_4bit_classifier, prepare_for_training
+from strategies.shared.lora_adapters import QuantizedLoRAParams as QLoRAParams
+from strategies.shared.trained import load_classifier, load_tokenizer
+from tests.tiny import add_lora, context
 
 AUTOGRAD_WARNING = "an autograd kernel was not registered"
 
@@ -74,8 +74,8 @@ def compare(task, tiny_llama, precision: str, gradient_checkpointing: bool):
     quantized = load_4bit_classifier(ctx, path, tokenizer)
     twin = dequantized_twin(quantized, path, ctx, tokenizer)
     compute_dtype = quantized.model.layers[0].self_attn.q_proj.compute_dtype
-    quantized = add_lora(prepare_for_training(quantized, gradient_checkpointing), params, log=lambda _: None)
-    twin = add_lora(twin, params, log=lambda _: None)
+    quantized = add_lora(prepare_for_training(quantized, gradient_checkpointing), params)
+    twin = add_lora(twin, params)
     if gradient_checkpointing:
         enable_activation_checkpointing(twin)
     same_adapters(quantized, twin)
@@ -105,11 +105,9 @@ def test_adapter_gradients_through_4bit_layers_equal_a_dequantized_copy(task, ti
 def test_without_the_fix_gradients_are_wrong_where_bitsandbytes_repacks(task, tiny_llama, monkeypatch):
     """The control: the comparison above can fail. On CPUs with AVX512-BF16, bitsandbytes repacks
     4-bit weights during the evaluation pass and its repacked matmul passes no gradient on."""
-    from bitsandbytes.functional import has_avx512bf16
-
-    if not has_avx512bf16():
+    if not four_bit.import_bitsandbytes().functional.has_avx512bf16():
         pytest.skip("bitsandbytes repacks 4-bit weights only on CPUs with AVX512-BF16")
-    monkeypatch.setattr("strategies.qlora.keep_4bit_layers_trainable", lambda model: 0)
+    monkeypatch.setattr("strategies.shared.bases.keep_4bit_layers_trainable", lambda model: 0)
     cosine, relative, caught = compare(task, tiny_llama, "fp32", gradient_checkpointing=False)
     assert [w for w in caught if AUTOGRAD_WARNING in w]
     assert cosine < 0.99 and relative > 0.1, (cosine, relative)

@@ -4,7 +4,7 @@ when training starts, and one AdamW step at a small learning rate changes every 
 (in bf16, an update below half a unit in the last place rounds away: issue 11).
 
 The test goes through each strategy's own `run` and stops it where `fit` would start (the name
-`strategies.common.fit` is swapped), so it checks what the strategies really hand to training."""
+`strategies.shared.trained.fit` is swapped), so it checks what the strategies really hand to training."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def one_adamw_step_changed(model, train, ctx, p, pad_id) -> float:
 
 
 def run_until_training(strategy, params, folder, architecture, monkeypatch) -> dict:
-    import strategies.common
+    import strategies.shared.trained
 
     seen = {}
 
@@ -105,7 +105,7 @@ def run_until_training(strategy, params, folder, architecture, monkeypatch) -> d
         seen["changed"] = one_adamw_step_changed(model, train, ctx, p, pad_id)
         raise StopBeforeTraining
 
-    monkeypatch.setattr(strategies.common, "fit", capture)
+    monkeypatch.setattr(strategies.shared.trained, "fit", capture)
     ref = ModelRef("tiny-bf16", str(folder), "test", architecture)
     ctx = RunContext(tiny_task(), ref, 0, "cpu", Tracker(quiet=True))
     with pytest.raises(StopBeforeTraining):
@@ -116,8 +116,9 @@ def run_until_training(strategy, params, folder, architecture, monkeypatch) -> d
 def cases():
     from strategies.full_ft import FullFineTune, FullFTParams
     from strategies.lora import LoRA
-    from strategies.peft_common import LoRAParams
-    from strategies.qlora import QLoRA, QLoRAParams
+    from strategies.qlora import QLoRA
+    from strategies.shared.lora_adapters import LoRAParams
+    from strategies.shared.lora_adapters import QuantizedLoRAParams as QLoRAParams
 
     common = dict(lr=1e-5, epochs=1, batch_size=4, max_length=16)
     return [("full-ft", FullFineTune(), FullFTParams(**common)),
@@ -140,7 +141,7 @@ def test_what_trains_is_fp32_on_a_bf16_checkpoint(name, arch, bf16_llama, bf16_b
     if name == "qlora":
         try:
             strategy.check(params, None)
-            from strategies.qlora import require_4bit_backend
+            from strategies.shared.bases import require_4bit_backend
 
             require_4bit_backend("cpu")
         except Exception as exc:  # noqa: BLE001 - no 4-bit backend here: say why
@@ -156,7 +157,7 @@ def test_what_trains_is_fp32_on_a_bf16_checkpoint(name, arch, bf16_llama, bf16_b
 
 def test_precision_policy_is_recorded(bf16_llama):
     from strategies.lora import LoRA
-    from strategies.peft_common import LoRAParams
+    from strategies.shared.lora_adapters import LoRAParams
 
     ref = ModelRef("tiny-bf16", str(bf16_llama), "test", "decoder")
     ctx = RunContext(tiny_task(), ref, 0, "cpu", Tracker(quiet=True), precision="bf16")

@@ -18,7 +18,7 @@ def plan_on(device, monkeypatch, **exp):
 
 def test_cuda_defaults_apply_only_on_cuda_and_never_over_the_user(monkeypatch):
     from strategies.full_ft import FullFTParams
-    from strategies.peft_common import GPU_DEFAULTS, LoRAParams
+    from strategies.shared.lora_adapters import GPU_DEFAULTS, LoRAParams
 
     cpu = plan_on("cpu", monkeypatch, strategies=["lora", "full-ft"])
     assert cpu["lora"].params == {**LoRAParams().__dict__}  # the CPU run is what it was

@@ -9,7 +9,6 @@ import torch
 
 from bench.core.errors import BenchError
 from bench.engine.models import ModelRef
-from strategies.common import load_tokenizer
 from strategies.instruct_ft import (
     IGNORE,
     InstructFineTune,
@@ -18,8 +17,9 @@ from strategies.instruct_ft import (
     label_logits,
     label_token_loss,
 )
-from strategies.label_scoring import calibrate, content_free_prior, log_softmax, score_prompts
-from strategies.prompting import TEMPLATES, PromptBuilder
+from strategies.shared.label_scoring import calibrate, content_free_prior, log_softmax, score_prompts
+from strategies.shared.prompts import TEMPLATES, PromptBuilder
+from strategies.shared.trained import load_tokenizer
 from strategies.zero_shot import ZeroShot, ZeroShotParams
 from tests.tiny import LABELS, context
 

@@ -8,7 +8,7 @@ import pytest
 from bench.core.errors import BenchError
 from bench.core.params import CliText, validate_params
 from strategies.instruct_ft import InstructFineTune
-from strategies.label_words import choose_words, draw_rows_per_class, word_tokens
+from strategies.shared.label_words import choose_words, draw_rows_per_class, word_tokens
 from strategies.zero_shot import ZeroShot, ZeroShotParams
 from tests.tiny import LABELS, context, word_level_tokenizer
 

@@ -12,11 +12,14 @@ import torch
 from bench.core.errors import BenchError
 from bench.core.params import validate_params
 from bench.engine.models import ModelRef
-from strategies.common import load_classifier, load_tokenizer
 from strategies.lora import LoRA
-from strategies.peft_common import LoRAParams, add_lora, classifier_head_names, default_target_modules
-from strategies.qlora import QLoRA, QLoRAParams, load_4bit_classifier, prepare_for_training
-from tests.tiny import context
+from strategies.qlora import QLoRA
+from strategies.shared.adapters import default_target_modules
+from strategies.shared.bases import load_4bit_classifier, prepare_for_training
+from strategies.shared.lora_adapters import LoRAParams
+from strategies.shared.lora_adapters import QuantizedLoRAParams as QLoRAParams
+from strategies.shared.trained import classifier_head_names, load_classifier, load_tokenizer
+from tests.tiny import add_lora, context
 
 
 def assert_only_adapters_and_head_train(peft_model, head: str):
@@ -39,7 +42,7 @@ def test_target_modules_and_head_are_detected(task, tiny_llama, tiny_bert):
     bert = load_classifier(str(tiny_bert), context(task, tiny_bert, "encoder"), load_tokenizer(str(tiny_bert)))
     assert default_target_modules(bert) == ["query", "key", "value"]
     assert classifier_head_names(bert) == ["classifier"]
-    assert_only_adapters_and_head_train(add_lora(bert, LoRAParams(r=4), log=lambda _: None), "classifier")
+    assert_only_adapters_and_head_train(add_lora(bert, LoRAParams(r=4)), "classifier")
 
 
 def test_lora_run_on_a_decoder(task, tiny_llama, monkeypatch):
@@ -60,7 +63,7 @@ def test_lora_run_on_a_decoder(task, tiny_llama, monkeypatch):
 def test_lora_gradients_reach_only_adapters_and_head(task, tiny_llama):
     ctx = context(task, tiny_llama)
     model = load_classifier(str(tiny_llama), ctx, load_tokenizer(str(tiny_llama)))
-    assert_only_adapters_and_head_train(add_lora(model, LoRAParams(r=4), log=lambda _: None), "score")
+    assert_only_adapters_and_head_train(add_lora(model, LoRAParams(r=4)), "score")
 
 
 def test_qlora_base_is_4bit_and_only_adapters_and_head_train(task, tiny_llama):
@@ -74,8 +77,7 @@ def test_qlora_base_is_4bit_and_only_adapters_and_head_train(task, tiny_llama):
     assert q_proj.weight.numel() == 64 * 64 // 2  # two 4-bit values per byte
     assert q_proj.weight.quant_state.nested  # double quantization
     assert type(model.score) is torch.nn.Linear and model.score.weight.dtype == torch.float32
-    peft_model = add_lora(prepare_for_training(model, gradient_checkpointing=True), LoRAParams(r=4),
-                          log=lambda _: None)
+    peft_model = add_lora(prepare_for_training(model, gradient_checkpointing=True), LoRAParams(r=4))
     assert_only_adapters_and_head_train(peft_model, "score")
     trainable, total = peft_model.get_nb_trainable_parameters()
     full = load_classifier(str(tiny_llama), ctx, load_tokenizer(str(tiny_llama)))

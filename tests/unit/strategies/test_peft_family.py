@@ -17,12 +17,12 @@ from bench.engine.models import ModelRef, resolve_model
 from strategies import REGISTRY, default_run, get_strategy
 from strategies.adalora import AdaLoRAParams, budget_updates, orthogonality_penalty
 from strategies.bitfit import backbone_biases, train_only_biases_and_head
-from strategies.common import load_classifier, load_tokenizer
-from strategies.lora_8bit import LoRA8bitParams, load_8bit_classifier, require_8bit_backend
-from strategies.peft_common import LoRAParams, add_lora
+from strategies.lora_8bit import LoRA8bitParams
 from strategies.prompt_tuning import left_pad_prompted_rows
-from strategies.qlora import prepare_for_training
-from tests.tiny import context
+from strategies.shared.bases import load_8bit_classifier, prepare_for_training, require_8bit_backend
+from strategies.shared.lora_adapters import LoRAParams
+from strategies.shared.trained import load_classifier, load_tokenizer
+from tests.tiny import add_lora, context
 
 FAMILY = ["dora", "ia3", "prompt-tuning", "prefix-tuning", "adalora", "vera", "bitfit", "lora-8bit"]
 
@@ -57,15 +57,10 @@ def test_run_on_a_tiny_decoder_trains_only_the_method_and_the_head(task, tiny_ll
     strategy = get_strategy(name)
     strategy.check(strategy.Params(**QUICK), model_ref(tiny_llama))
     wrapped = []
-    import strategies.peft_family as family
+    import strategies.shared.adapters as adapters
 
-    if name == "lora-8bit":  # built by add_lora, not wrap_peft
-        import strategies.lora_8bit as module
-
-        monkeypatch.setattr(module, "add_lora", lambda *a, **k: wrapped.append(add_lora(*a, **k)) or wrapped[-1])
-    else:
-        real = family.wrap_peft
-        monkeypatch.setattr(family, "wrap_peft", lambda *a, **k: wrapped.append(real(*a, **k)) or wrapped[-1])
+    real = adapters.place_adapter  # every member places its adapter through it
+    monkeypatch.setattr(adapters, "place_adapter", lambda *a, **k: wrapped.append(real(*a, **k)) or wrapped[-1])
     ctx = context(task, tiny_llama)
     result = strategy.run(ctx, strategy.Params(**QUICK))
     assert len(result.predictions) == len(result.baseline_predictions) == len(task.test)
@@ -198,8 +193,8 @@ def test_lora_8bit_base_is_int8_and_counts_like_lora(task, tiny_llama, monkeypat
     assert isinstance(q_proj, bnb.nn.Linear8bitLt) and q_proj.weight.dtype == torch.int8
     assert q_proj.weight.numel() == 64 * 64  # one byte a weight
     assert type(model.score) is torch.nn.Linear and model.score.weight.dtype == torch.float32
-    peft_8bit = add_lora(prepare_for_training(model, True), LoRA8bitParams(r=4), log=lambda _: None)
-    peft_fp32 = add_lora(load_classifier(str(tiny_llama), ctx, tok), LoRAParams(r=4), log=lambda _: None)
+    peft_8bit = add_lora(prepare_for_training(model, True), LoRA8bitParams(r=4))
+    peft_fp32 = add_lora(load_classifier(str(tiny_llama), ctx, tok), LoRAParams(r=4))
     assert peft_8bit.get_nb_trainable_parameters() == peft_fp32.get_nb_trainable_parameters()
 
     monkeypatch.setattr(bnb.nn, "Linear8bitLt", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no int8")))

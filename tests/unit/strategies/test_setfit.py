@@ -7,7 +7,7 @@ import pytest
 
 from bench.core.errors import BenchError
 from bench.engine.models import ModelRef
-from strategies.setfit_contrastive import SetFit, SetFitParams, capped_steps
+from strategies.setfit import SetFit, SetFitParams, capped_steps
 from tests.tiny import context
 
 

@@ -9,7 +9,7 @@ import torch
 
 from bench.core.errors import BenchError
 from bench.engine.models import ModelRef
-from strategies.common import load_tokenizer
+from strategies.shared.trained import load_tokenizer
 from strategies.zero_shot import (
     CUSTOM_ANSWER_PREFIX,
     TEMPLATES,

@@ -20,7 +20,7 @@ import numpy as np
 from bench.core.errors import BenchError
 from bench.core.params import param
 from bench.engine.context import RunContext
-from strategies.base import Strategy, StrategyResult
+from strategies.shared.base import Strategy, StrategyResult
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""Pieces shared by the strategies that fine-tune a sequence-classification model."""
+"""Fine-tuning a sequence-classification model on the shared training loop: loading the model with a
+fresh head, the mixed-precision policy, the baseline-train-evaluate sequence, and `TrainedStrategy`,
+whose subclasses only say how to build their model."""
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ContextManager
 
 import torch
@@ -11,7 +13,17 @@ import torch
 from bench.engine.context import RunContext
 from bench.engine.tokens import Encoded, encode
 from bench.engine.training import TrainParams, count_params, fit, pad_id_of, predict
-from strategies.base import Strategy, StrategyResult
+from strategies.shared.base import Strategy, StrategyResult
+
+
+@dataclass
+class Built:
+    """What `TrainedStrategy.build` returns: the model on its device, ready to train, its tokenizer,
+    and cost figures measured while building (e.g. a quantized base's footprint)."""
+
+    model: Any
+    tokenizer: Any
+    cost: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -66,13 +78,21 @@ def load_classifier(path: str, ctx: RunContext, tokenizer, dtype=None, **kwargs)
     return model
 
 
+def classifier_head_names(model) -> list[str]:
+    """Top-level modules with weights outside the backbone: `score` on Llama-like models,
+    `classifier` on BERT-like ones. They are trained in full and never quantized."""
+    base = model.base_model_prefix
+    return [name for name, child in model.named_children()
+            if name != base and next(child.parameters(), None) is not None]
+
+
 def keep_trainable_fp32(model) -> int:
     """Cast every trainable parameter that is not fp32 to fp32, in place; returns how many were cast.
 
     The mixed-precision policy of every trained strategy: the weights AdamW updates (heads, LoRA
     adapters, all of full-ft) stay fp32 and bf16 autocast does the math. An update smaller than
-    half a bf16 ulp rounds away: one AdamW step at lr 1e-5 left most of a bf16 head unchanged
-    (issue 11). peft's modules_to_save copies the head in the base's dtype, hence the cast here."""
+    half a bf16 ulp rounds away (tests/unit/engine/test_precision.py shows it on a bf16 head). peft's
+    modules_to_save copies the head in the base's dtype, hence the cast here."""
     cast = 0
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
@@ -128,8 +148,8 @@ class TrainedStrategy(Strategy):
     build the model (`build`, timed as "load"); the harness trains and evaluates it. `bench perf`'s
     profile leg builds it the same way, so what it profiles is what runs."""
 
-    def build(self, ctx: RunContext, p) -> tuple[Any, Any]:
-        """(model on ctx.device, ready to train; tokenizer)."""
+    def build(self, ctx: RunContext, p) -> Built:
+        """The model on ctx.device, ready to train, and its tokenizer."""
         raise NotImplementedError
 
     def extra_cost(self, model) -> dict:
@@ -143,6 +163,7 @@ class TrainedStrategy(Strategy):
 
     def run(self, ctx: RunContext, p) -> StrategyResult:
         with ctx.tracker.phase("load"):
-            model, tokenizer = self.build(ctx, p)
-        with self.training(model, p):
-            return train_and_evaluate(ctx, model, tokenizer, p, extra_cost=self.extra_cost)
+            built = self.build(ctx, p)
+        with self.training(built.model, p):
+            return train_and_evaluate(ctx, built.model, built.tokenizer, p,
+                                      extra_cost=lambda model: {**built.cost, **self.extra_cost(model)})

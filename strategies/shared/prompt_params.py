@@ -8,21 +8,21 @@ from dataclasses import dataclass
 from bench.core.errors import BenchError
 from bench.core.params import param
 from bench.engine.context import RunContext
-from strategies.label_scoring import PRIORS
-from strategies.label_words import is_auto, search_label_words
-from strategies.prompting import resolve_template, verbalizer_list
+from strategies.shared.label_scoring import PRIORS
+from strategies.shared.label_words import is_auto, search_label_words
+from strategies.shared.prompts import resolve_template, verbalizer_list
 
 
 @dataclass
 class PromptParams:
-    template: str = "terse"  # a name in prompting.TEMPLATES, or a template text with {text} (and {labels})
+    template: str = "terse"  # a name in prompts.TEMPLATES, or a template text with {text} (and {labels})
     answer_prefix: str | None = None  # opens the answer; None: the preset's (CUSTOM_ANSWER_PREFIX for a text)
     # label name -> the words scored; None: the label names; "auto": chosen on 16 train rows per class
-    # (label_words.py; then no longer zero-shot). On the fresh/rotten CSV: README, zero-shot
+    # (label_words.py; then no longer zero-shot)
     verbalizers: dict[str, str] | str | None = None
-    calibrate: bool = True  # on SmolLM2 and BBC News: 0.21 accuracy without, ~0.64 with
-    # the calibration's label prior (label_scoring.PRIORS); "batch" by default: on the fresh/rotten
-    # Rotten Tomatoes CSV "content-free" predicted one class for every row (README, zero-shot)
+    calibrate: bool = True  # a small model's raw label scores mostly reflect its prior for each label
+    # the calibration's label prior (label_scoring.PRIORS); "batch" by default: "content-free" can
+    # leave one class predicted for every row where label names are not words of the task
     calibration_prior: str = param("batch", choices=PRIORS)
 
     def prior(self) -> str | None:

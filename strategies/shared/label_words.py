@@ -108,7 +108,7 @@ def assignment_score(logprobs: np.ndarray, classes: np.ndarray, assignment: list
     batch calibration zero-shot applies (label_scoring)."""
     from sklearn.metrics import balanced_accuracy_score
 
-    from strategies.label_scoring import calibrate, content_free_prior
+    from strategies.shared.label_scoring import calibrate, content_free_prior
 
     scores = logprobs[:, assignment]
     return float(balanced_accuracy_score(classes, calibrate(scores, content_free_prior(scores)).argmax(1)))

@@ -14,7 +14,7 @@ from bench.engine.compat import forward_with_cache
 from bench.engine.context import RunContext
 
 if TYPE_CHECKING:
-    from strategies.prompting import PromptBuilder
+    from strategies.shared.prompts import PromptBuilder
 
 CONTENT_FREE_TEXTS = ("N/A", "", "[MASK]")
 # Where calibration's label prior comes from: "batch", the mean label probability over the evaluated
