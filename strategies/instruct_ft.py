@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.core.errors import BenchError, Diverged
+from bench.core.errors import BenchError
 from bench.engine.context import RunContext
-from bench.engine.training import linear_schedule_with_warmup, retuned
+from bench.engine.device import autocast, use_bf16
+from bench.engine.training import Objective, fit, pad_id_of, retuned
 from strategies.shared.adapters import adapter_bytes, place_adapter
 from strategies.shared.base import Strategy, StrategyResult
 from strategies.shared.label_scoring import Scored, load_causal_lm, log_softmax, score_prompts
@@ -75,7 +76,7 @@ class InstructFineTune(Strategy):
         torch.manual_seed(ctx.seed)  # the adapters' initialization is part of the run
         model = place_adapter(model, lora_config(p, model, task="CAUSAL_LM"), self.name, ctx.tracker.log)
         keep_trainable_fp32(model)  # adapters train in fp32 whatever the base's dtype
-        fit_label_tokens(model, train_rows, val_ids, ctx, p, prompts)
+        fit(model, label_token_objective(train_rows, val_ids, ctx, p, prompts), ctx, p)
         model.eval()
         with ctx.tracker.phase("eval"):
             scored = score_prompts(model, prompts, eval_ids, ctx, p.prior())
@@ -120,72 +121,28 @@ def accepts_logits_to_keep(model) -> bool:
     return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
-def fit_label_tokens(model, rows, val_ids, ctx: RunContext, p: InstructFTParams, prompts: PromptBuilder) -> None:
-    """Train the adapters in place on the label tokens; after each epoch, validation is zero-shot's
-    scoring of the val split (the curve, the tuning pruner); the best epoch's adapters are kept."""
-    import torch
-
-    from bench.engine.device import autocast, use_bf16
-    from bench.engine.training import (
-        MAX_GRAD_NORM,
-        BestEpoch,
-        fast_dropout_on_cpu,
-        make_optimizer,
-        pad_id_of,
-        token_budget_batches,
-        train_batches,
-    )
-
+def label_token_objective(rows, val_ids, ctx: RunContext, p: InstructFTParams, prompts: PromptBuilder) -> Objective:
+    """The shared loop's objective for instruct-ft: the loss on the label tokens after each prompt;
+    after each epoch, validation is zero-shot's scoring of the val split (the curve, the pruner, the
+    best epoch)."""
     device, bf16 = ctx.device, use_bf16(ctx.device, ctx.precision)
-    fast_dropout_on_cpu(model, ctx)
-    optimizer, trainable = make_optimizer(model, p.lr, p.weight_decay)
-    lengths = np.array([len(a) + len(b) for a, b in rows])
-    rng = np.random.default_rng(ctx.seed)
-    plan = [token_budget_batches(lengths, p.max_tokens_per_batch, rng) if p.max_tokens_per_batch
-            else train_batches(lengths, p.batch_size, rng) for _ in range(p.epochs)]
-    steps = sum(len(b) for b in plan)
-    scheduler = linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * steps), steps)
     weights = class_loss_weights(ctx) if p.class_weights else None
     pad = pad_id_of(prompts.tokenizer)
-    torch.manual_seed(ctx.seed)
-    best, step = BestEpoch(model), 0
-    for epoch, batches in enumerate(plan, start=1):
-        model.train()
-        loss_sum, seen = 0.0, 0
-        with ctx.tracker.phase("train"):
-            bar = ctx.tracker.progress(total=len(rows), desc=f"epoch {epoch}/{p.epochs}", unit="ex")
-            for idx in batches:
-                batch = [rows[i] for i in idx]
-                ids, mask, targets, positions = label_batch(batch, pad, device)
-                label_width = max(len(label) for _, label in batch)
-                with autocast(device, bf16):
-                    logits = label_logits(model, ids, mask, positions, label_width)
-                targets = targets[:, targets.shape[1] - logits.shape[1]:]  # the positions the logits cover
-                loss = label_token_loss(logits, targets, None if weights is None else weights[idx])
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                value, step = loss.item(), step + 1
-                if not np.isfinite(value):
-                    bar.close()
-                    raise Diverged(value, step, epoch, p.lr)
-                loss_sum, seen = loss_sum + value * len(idx), seen + len(idx)
-                ctx.tracker.count("train_examples", len(idx))
-                ctx.tracker.count("train_tokens", int(lengths[idx].sum()))
-                bar.update(len(idx))
-            bar.close()
-        entry = {"epoch": epoch, "train_loss": loss_sum / max(1, seen), "val_loss": None, "val_accuracy": None}
-        if val_ids:
-            model.eval()
-            with ctx.tracker.phase("validate"):
-                scored = score_prompts(model, prompts, val_ids, ctx, p.prior(), count_as=None, desc="validating")
-            entry.update(scored_validation_figures(scored, ctx.data.val.labels))
-            best.offer(entry)
-        ctx.tracker.epoch(entry)
-    if p.epochs > 1:
-        best.restore()
+
+    def loss(model, idx):
+        batch = [rows[i] for i in idx]
+        ids, mask, targets, positions = label_batch(batch, pad, device)
+        with autocast(device, bf16):
+            logits = label_logits(model, ids, mask, positions, max(len(label) for _, label in batch))
+        targets = targets[:, targets.shape[1] - logits.shape[1]:]  # the positions the logits cover
+        return label_token_loss(logits, targets, None if weights is None else weights[idx])
+
+    def validate(model) -> dict[str, float]:
+        model.eval()
+        scored = score_prompts(model, prompts, val_ids, ctx, p.prior(), count_as=None, desc="validating")
+        return scored_validation_figures(scored, ctx.data.val.labels)
+
+    return Objective(np.array([len(a) + len(b) for a, b in rows]), loss, validate if val_ids else None)
 
 
 def label_token_loss(logits, targets, row_weights=None):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.commands.launching import add_launcher_flags, check_launcher_flags, launcher_from_args
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, stop_on_signal
 from bench.core.plugins import load_plugins
 from bench.core.secrets import mask_secrets
 
@@ -243,28 +243,14 @@ def cmd_list(args) -> int:
 COMMANDS = {"run": cmd_run, "report": cmd_report, "tune": cmd_tune, "list": cmd_list, "perf": cmd_perf}
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGINT or SIGTERM: unwinds like Ctrl-C, so the running run is recorded cancelled either way."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _stop(signum, frame) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):  # the cleanup (cancelled record, report) runs once
-        signal.signal(sig, signal.SIG_IGN)
-    raise Stopped(signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # put back on return what was found: called in-process (tests, a notebook), a stop would
     # otherwise leave both signals ignored for whatever runs next in this interpreter
     found = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGTERM, stop_on_signal)
     if found[signal.SIGINT] is signal.default_int_handler:  # not where the shell made us ignore it
-        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGINT, stop_on_signal)
     try:
         load_plugins()
         return COMMANDS[args.command](args)

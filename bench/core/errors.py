@@ -19,3 +19,28 @@ class Diverged(BenchError):
     def __init__(self, value: float, step: int, epoch: int, lr: float):
         super().__init__(f"loss became {'NaN' if value != value else value} at step {step} (epoch {epoch}); "
                          f"lower lr (it was {lr:g})")
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM, wherever it is raised: it unwinds like Ctrl-C, so the running run
+    is recorded cancelled either way. `outcome` carries that run's cancelled outcome where the code
+    that ran it has one (the runner), for whoever logs it."""
+
+    def __init__(self, signum: int = 2, outcome=None):
+        super().__init__(signum)
+        self.signum, self.outcome = signum, outcome
+
+
+def signal_words(signum: int) -> str:
+    """What stopped a run, as its record says it."""
+    return {2: "interrupted (Ctrl-C, SIGINT)", 15: "terminated (SIGTERM)"}.get(signum, f"stopped by signal {signum}")
+
+
+def stop_on_signal(signum, frame) -> None:
+    """A SIGINT/SIGTERM handler: one stop (both signals ignored from here, so a repeat cannot break
+    the cleanup: the cancelled record, the report), raised as Stopped."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signum)

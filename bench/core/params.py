@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
 import typing
 from dataclasses import field
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from bench.core.errors import BenchError
+from bench.core.hints import is_union, without_none, words
 
 
 class CliText(str):
@@ -39,33 +39,7 @@ def allowed(f: dataclasses.Field, hint: Any) -> str:
         return "one of " + ", ".join(map(str, md["choices"]))
     parts = [f"{op} {md[key]:g}" for key, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
              if key in md]
-    return f"{type_name(hint)}" + (" " + " and ".join(parts) if parts else "")
-
-
-def type_name(hint: Any) -> str:
-    base, optional = _unwrap_optional(hint)
-    if _is_union(base):
-        return " or ".join(type_name(a) for a in typing.get_args(base)) + (" or null" if optional else "")
-    name = {int: "int (a whole number)", float: "float (a finite number)", bool: "bool (true or false)",
-            str: "str (text)"}.get(base)
-    if name is None:
-        origin = typing.get_origin(base)
-        name = {list: "a list of text, e.g. [a, b]", dict: "a mapping, e.g. {a: b}"}.get(origin, str(base))
-    return name + (" or null" if optional else "")
-
-
-def _is_union(hint: Any) -> bool:
-    return typing.get_origin(hint) in (typing.Union, types.UnionType)
-
-
-def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
-    """(the hint without None, whether None was allowed); a union of several types stays a union
-    (e.g. dict[str, str] | str: a mapping, or a word such as zero-shot's verbalizers=auto)."""
-    if _is_union(hint):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(hint))
-        return (args[0] if len(args) == 1 else typing.Union[tuple(args)]), optional
-    return hint, False
+    return f"{words(hint)}" + (" " + " and ".join(parts) if parts else "")
 
 
 def _from_text(text: str) -> Any:
@@ -80,7 +54,7 @@ def _from_text(text: str) -> Any:
 def coerce_value(value: Any, hint: Any) -> Any:
     """`value` as `hint` (int, float, bool, str, list[str], dict[str, str], each maybe | None);
     ValueError when it cannot be one."""
-    base, optional = _unwrap_optional(hint)
+    base, optional = without_none(hint)
     if isinstance(value, CliText) and base is not str and typing.get_origin(base) not in (list, dict):
         value = _from_text(value)  # numbers and booleans typed on the command line
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" as text
@@ -92,7 +66,7 @@ def coerce_value(value: Any, hint: Any) -> Any:
         if optional:
             return None
         raise ValueError("null is not allowed")
-    if _is_union(base):  # the first type the value can be, in the declared order
+    if is_union(base):  # the first type the value can be, in the declared order
         for option in typing.get_args(base):
             try:
                 return coerce_value(value, option)

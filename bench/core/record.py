@@ -8,7 +8,7 @@ unchanged. Reading is lenient where it can be: a value of the wrong type is read
 (None) and named in `Record.odd`; a record that cannot be used (no run id, an unknown status, a
 schema newer than this code) raises `RecordError` with the reason.
 
-Schema history: 1 (to 2026-11-22): a strategy's own cost figures (quantized_footprint_mb, pooling,
+Schema history: 1: a strategy's own cost figures (quantized_footprint_mb, pooling,
 ...) sat unprefixed in `cost`. 2: they sit in `cost.strategy`; `warnings` is new. Version-1 records
 are upgraded on reading.
 """
@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from bench.core.hints import fits, is_number
 
 SCHEMA = 2
 STATUSES = ("ok", "failed", "oom", "cancelled", "pruned")
@@ -30,30 +31,8 @@ class RecordError(ValueError):
     """A file that is not a usable record; the message says why."""
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def finite(x: Any) -> bool:
-    return _is_number(x) and math.isfinite(x)
-
-
-def _accepts(hint: Any, value: Any) -> bool:
-    """Whether `value` fits the annotation: None for Optional, ints for floats, bools only for bool."""
-    if value is None:
-        return type(None) in typing.get_args(hint) or hint is Any
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_accepts(h, value) for h in typing.get_args(hint) if h is not type(None))
-    if hint is Any:
-        return True
-    if hint is float:
-        return _is_number(value)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(hint, type) and issubclass(hint, Block):
-        return isinstance(value, dict)
-    return isinstance(value, origin or hint)
+    return is_number(x) and math.isfinite(x)
 
 
 def _block_type(hint: Any) -> type | None:
@@ -82,7 +61,7 @@ class Block:
         values: dict[str, Any] = {}
         for name in known & data.keys():
             value, hint = data[name], hints[name]
-            if not _accepts(hint, value):
+            if not fits(value, hint):
                 if odd is not None:
                     odd.append(f"{where}{name}")
                 continue  # the field's default: read as "not measured"

@@ -1,6 +1,7 @@
 """The training and evaluation loop shared by every trained strategy (full-ft, lora, qlora, the
 PEFT family), the profile leg of `bench perf` and feature extraction: one hyperparameter base
-(`TrainParams`), one training step (`train_step`), one length-sorted forward loop
+(`TrainParams`), one training loop (`fit`, over an `Objective`: a classifier's cross-entropy or a
+strategy's own loss), one optimizer step (`optimizer_step`), one length-sorted forward loop
 (`forward_sorted`), one best-epoch keeper (`BestEpoch`). Length-grouped batches with dynamic
 padding, bf16 autocast where the device has it, optional class-weighted loss, validation every
 epoch with the best epoch kept."""
@@ -193,13 +194,16 @@ def make_optimizer(model, lr: float, weight_decay: float) -> tuple[torch.optim.O
     return optimizer, trainable
 
 
-def train_step(model, batch: dict, labels: torch.Tensor, optimizer, trainable: list[torch.Tensor], bf16: bool,
-               weights: torch.Tensor | None = None, scheduler=None) -> float:
-    """One optimizer step on one padded batch: forward under autocast, fp32 cross-entropy, backward,
-    gradient clipping, the update (and the schedule). Returns the loss."""
+def classifier_loss(model, batch: dict, labels: torch.Tensor, bf16: bool,
+                    weights: torch.Tensor | None = None) -> torch.Tensor:
+    """A sequence classifier's loss on one padded batch: forward under autocast, fp32 cross-entropy."""
     with autocast(labels.device.type, bf16):
         logits = model(**batch).logits
-    loss = F.cross_entropy(logits.float(), labels, weight=weights)
+    return F.cross_entropy(logits.float(), labels, weight=weights)
+
+
+def optimizer_step(loss: torch.Tensor, optimizer, trainable: list[torch.Tensor], scheduler=None) -> float:
+    """Backward, gradient clipping, the update (and the schedule); returns the loss."""
     loss.backward()
     if MAX_GRAD_NORM:
         torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
@@ -208,6 +212,12 @@ def train_step(model, batch: dict, labels: torch.Tensor, optimizer, trainable: l
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.item()
+
+
+def train_step(model, batch: dict, labels: torch.Tensor, optimizer, trainable: list[torch.Tensor], bf16: bool,
+               weights: torch.Tensor | None = None, scheduler=None) -> float:
+    """One optimizer step of a sequence classifier on one padded batch (the profile leg's step)."""
+    return optimizer_step(classifier_loss(model, batch, labels, bf16, weights), optimizer, trainable, scheduler)
 
 
 def fast_dropout_on_cpu(model, ctx: RunContext) -> None:
@@ -232,39 +242,68 @@ def linear_schedule_with_warmup(optimizer, warmup_steps: int, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def fit(model, train: Encoded, val: Encoded, ctx: RunContext, p: TrainParams, pad_id: int) -> None:
-    """Train in place; validate each epoch (ctx.tracker.epoch: the curve, and the tuning pruner);
-    at the end load back the trainable weights of the best epoch by validation accuracy."""
+@dataclass
+class Objective:
+    """What `fit` trains on: each training row's length in tokens (for batching and the token
+    counts), the loss of a batch of row indices, and the validation figures after an epoch (None
+    without validation rows): a sequence classifier's (`classifier_objective`) or a strategy's own,
+    such as instruct-ft's loss on the label tokens."""
+
+    lengths: np.ndarray
+    loss: Callable[[Any, np.ndarray], torch.Tensor]
+    validate: Callable[[Any], dict[str, float]] | None
+
+
+def classifier_objective(train: Encoded, val: Encoded, ctx: RunContext, p: TrainParams, pad_id: int) -> Objective:
+    """Cross-entropy of a sequence classifier (class-weighted where the params ask), validated by
+    its predictions on the val split."""
     device, bf16 = ctx.device, use_bf16(ctx.device, ctx.precision)
-    fast_dropout_on_cpu(model, ctx)
     weights = None
     if p.class_weights:
         weights = torch.tensor(ctx.data.class_weights(), dtype=torch.float32, device=device)
-    optimizer, trainable = make_optimizer(model, p.lr, p.weight_decay)
-    lengths = train.lengths()
-    budget_plan = None
-    if p.max_tokens_per_batch:  # batch counts vary: draw every epoch's batches up front
-        budget_rng = np.random.default_rng(ctx.seed)
-        budget_plan = [token_budget_batches(lengths, p.max_tokens_per_batch, budget_rng) for _ in range(p.epochs)]
-        steps = sum(len(b) for b in budget_plan)
-        ctx.tracker.log(f"token-budget batches: {steps} steps of <= {p.max_tokens_per_batch} padded tokens")
-    else:
-        steps = p.epochs * math.ceil(len(train) / p.batch_size)
-    scheduler = linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * steps), steps)
+
+    def loss(model, idx: np.ndarray) -> torch.Tensor:
+        batch = pad_batch([train.input_ids[i] for i in idx], pad_id, device)
+        return classifier_loss(model, batch, torch.as_tensor(train.labels[idx], device=device), bf16, weights)
+
+    def validate(model) -> dict[str, float]:
+        pred, val_loss = predict(model, val, ctx, pad_id, desc="validating", weights=weights, count_as=None)
+        return validation_figures(val.labels, pred, val_loss)
+
+    return Objective(train.lengths(), loss, validate if len(val) else None)
+
+
+def epoch_batches(lengths: np.ndarray, p: TrainParams, ctx: RunContext) -> list[list[np.ndarray]]:
+    """Every epoch's batches, drawn up front from the run's seed: token-budget batches where
+    `max_tokens_per_batch` is set (their count varies), else `batch_size` rows grouped by length."""
     rng = np.random.default_rng(ctx.seed)
+    if p.max_tokens_per_batch:
+        plan = [token_budget_batches(lengths, p.max_tokens_per_batch, rng) for _ in range(p.epochs)]
+        ctx.tracker.log(f"token-budget batches: {sum(len(b) for b in plan)} steps of "
+                        f"<= {p.max_tokens_per_batch} padded tokens")
+        return plan
+    return [train_batches(lengths, p.batch_size, rng) for _ in range(p.epochs)]
+
+
+def fit(model, objective: Objective, ctx: RunContext, p: TrainParams) -> None:
+    """Train in place; validate each epoch (ctx.tracker.epoch: the curve, and the tuning pruner);
+    at the end load back the trainable weights of the best epoch by validation accuracy."""
+    fast_dropout_on_cpu(model, ctx)
+    optimizer, trainable = make_optimizer(model, p.lr, p.weight_decay)
+    lengths = objective.lengths
+    plan = epoch_batches(lengths, p, ctx)
+    steps = sum(len(b) for b in plan)
+    scheduler = linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * steps), steps)
     torch.manual_seed(ctx.seed)
     best = BestEpoch(model)
     step = 0
-    for epoch in range(1, p.epochs + 1):
+    for epoch, batches in enumerate(plan, start=1):
         model.train()
         loss_sum, seen = 0.0, 0
         with ctx.tracker.phase("train"):
-            bar = ctx.tracker.progress(total=len(train), desc=f"epoch {epoch}/{p.epochs}", unit="ex")
-            batches = budget_plan[epoch - 1] if budget_plan else train_batches(lengths, p.batch_size, rng)
+            bar = ctx.tracker.progress(total=len(lengths), desc=f"epoch {epoch}/{p.epochs}", unit="ex")
             for idx in batches:
-                batch = pad_batch([train.input_ids[i] for i in idx], pad_id, device)
-                labels = torch.as_tensor(train.labels[idx], device=device)
-                value = train_step(model, batch, labels, optimizer, trainable, bf16, weights, scheduler)
+                value = optimizer_step(objective.loss(model, idx), optimizer, trainable, scheduler)
                 step += 1
                 if not math.isfinite(value):  # diverged: every later figure would be NaN too
                     bar.close()
@@ -277,10 +316,9 @@ def fit(model, train: Encoded, val: Encoded, ctx: RunContext, p: TrainParams, pa
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
             bar.close()
         entry = {"epoch": epoch, "train_loss": loss_sum / max(1, seen), "val_loss": None, "val_accuracy": None}
-        if len(val):
+        if objective.validate is not None:
             with ctx.tracker.phase("validate"):
-                pred, val_loss = predict(model, val, ctx, pad_id, desc="validating", weights=weights, count_as=None)
-            entry.update(validation_figures(val.labels, pred, val_loss))
+                entry.update(objective.validate(model))
             best.offer(entry)
         ctx.tracker.epoch(entry)
     if p.epochs > 1:

@@ -14,20 +14,15 @@ from typing import Any
 import yaml
 
 from bench.core.errors import BenchError
-
-
-def default_run() -> list[str]:
-    """The strategies a plain `bench run` compares: those whose class says `in_default_run`."""
-    from strategies import default_run as strategies_in_default_run
-
-    return strategies_in_default_run()
+from bench.core.hints import fits, words
+from strategies import default_run
 
 FALLBACK_PER_CLASS = (60, 20, 40)
 
 
 def legacy_options_identity(options: dict) -> dict:
-    """Dataset options as run ids hashed them before sources owned their options (2026-11-23): a
-    top-level `ag_news_dir` key, null for every other dataset. Kept so that records written
+    """Dataset options as run ids hashed them before sources owned their options: a top-level
+    `ag_news_dir` key, null for every other dataset. Kept so that records written
     before still match (and skip) their runs; the `dir` option is the only one that existed."""
     ident = dict(options)
     source = dict(ident.pop("source", None) or {})
@@ -86,7 +81,7 @@ class RunSpec:
 
 @dataclass
 class Experiment:
-    strategies: list[str] = field(default_factory=lambda: default_run())
+    strategies: list[str] = field(default_factory=default_run)  # those whose class says in_default_run
     dataset: str = "bbc-news"
     text_cols: list[str] = field(default_factory=list)
     label_col: str | None = None
@@ -145,52 +140,13 @@ def check_experiment_types(data: dict, source: str) -> None:
 
     hints = typing.get_type_hints(Experiment)
     for key, value in data.items():
-        if not _is_instance(value, hints[key]):
-            raise BenchError(f"{source}: '{key}' must be {_type_words(hints[key])}, got {value!r}; "
+        if not fits(value, hints[key]):
+            raise BenchError(f"{source}: '{key}' must be {words(hints[key])}, got {value!r}; "
                              f"see configs/ for examples")
         if key == "params":
             for strat, values in value.items():
-                if not _is_instance(values, dict[str, Any]):
+                if not fits(values, dict[str, Any]):
                     raise BenchError(f"{source}: params.{strat} must be a mapping of NAME: VALUE, got {values!r}")
-
-
-def _is_instance(value: Any, hint: Any) -> bool:
-    import types
-    import typing
-
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_instance(value, a) for a in args)
-    if hint is type(None):
-        return value is None
-    if origin is list:
-        return isinstance(value, list) and all(_is_instance(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict) and all(_is_instance(k, args[0]) and _is_instance(v, args[1])
-                                               for k, v in value.items())
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _type_words(hint: Any, plural: bool = False) -> str:
-    import types
-    import typing
-
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_words(a) for a in args)
-    if hint is type(None):
-        return "null"
-    if origin is list:
-        return f"a list of {_type_words(args[0], plural=True)}"
-    if origin is dict:
-        return f"a mapping of {_type_words(args[0], plural=True)} to {_type_words(args[1], plural=True)}"
-    words = {int: ("an integer", "integers"), str: ("text", "texts"), float: ("a number", "numbers"),
-             bool: ("true/false", "true/false")}.get(hint, ("anything", "anything"))
-    return words[plural]
 
 
 def parse_int_list(value: str, what: str) -> list[int]:
@@ -201,14 +157,6 @@ def parse_int_list(value: str, what: str) -> list[int]:
     if not out:
         raise BenchError(f"--{what} {value!r}: give comma-separated integers, e.g. 0,1,2")
     return out
-
-
-def coerce_params(strategy, overrides: dict) -> dict:
-    """The strategy's Params with `overrides` applied, as a plain dict; unknown keys, values of the
-    wrong type and values out of the field's declared range are one clear error (bench/core/params.py)."""
-    from bench.core.params import validate_params
-
-    return validate_params(strategy, overrides)
 
 
 def parse_data_opts(flags: list[str] | None) -> dict[str, str]:

@@ -3,7 +3,8 @@ loads: strategies, models, parameters, data, columns and split sizes."""
 
 from __future__ import annotations
 
-from bench.running.config import FALLBACK_PER_CLASS, Experiment, RunSpec, coerce_params
+from bench.core.params import validate_params
+from bench.running.config import FALLBACK_PER_CLASS, Experiment, RunSpec
 from bench.data.task import prepare
 from bench.data.splits import SplitSpec, parse_per_class, parse_split, parse_train_sizes
 from bench.data.sources import DatasetOptions, check_options, load_raw, source_for
@@ -96,7 +97,7 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
         overrides.update({k: v for k, v in exp.params.get("*", {}).items()
                           if k in strat.Params.__dataclass_fields__})
         overrides.update(exp.params.get(strat.name, {}))
-        params = coerce_params(strat, overrides)
+        params = validate_params(strat, overrides)
         strat.check(strat.Params(**params), resolved_models[model_name])
         strat.check_device(strat.Params(**params), device)
         for size in sizes:

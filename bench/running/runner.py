@@ -1,10 +1,9 @@
-"""Run a matrix of RunSpecs, each in its own subprocess; skip runs whose `ok` record exists;
-on Ctrl-C or SIGTERM mark the running run `cancelled` and keep every finished record.
+"""One run in its own worker subprocess, waited for (`run_one`): the record written by the worker, or
+by us when it died without one; on Ctrl-C or SIGTERM the run is recorded `cancelled`.
 
 The worker gets its spec on stdin (no file on disk: a tuning storage URL never touches /tmp) and
 keeps that pipe open: it exits when its parent does, however the parent died (bench/running/worker.py).
-Each run is claimed (bench/running/claims.py) while it runs, so two `bench run` on one folder share the
-matrix instead of doing it twice."""
+The matrix around it (skips, claims, the log) is bench/running/matrix.py."""
 
 from __future__ import annotations
 
@@ -20,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bench
-from bench.running.claims import Claim
 from bench.running.config import RunSpec
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, Stopped, signal_words
 from bench.running.memwatch import MemoryWatch
 from bench.core.record import Record
-from bench.core.records import is_done, read_record, record_path, write_record
-from bench.running.worker import EXIT_RECORD_UNWRITABLE, base_record, signal_words
+from bench.core.records import read_record, record_path, write_record
+from bench.running.results import base_record
+from bench.running.worker import EXIT_RECORD_UNWRITABLE
 
 GRACE_S = 60  # how long a cancelled worker gets to write its own record
 SAMPLE_S = 0.25  # how often the parent samples its worker's memory (the OOM evidence)
@@ -88,12 +87,6 @@ class StopFlag:
         return self._event.is_set()
 
 
-class _StopRequested(KeyboardInterrupt):
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
 def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_env: dict | None = None,
             stop: StopFlag | None = None) -> Outcome:
     """Start the worker process and wait; write the record ourselves when it died without one.
@@ -149,7 +142,7 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
                                     "with a writable folder, then rerun (finished runs are skipped)") from None
     outcome = Outcome(spec, rec.status, rec, time.perf_counter() - t0)
     if interrupted:
-        raise Interrupted(outcome, interrupted)
+        raise Stopped(interrupted, outcome)
     return outcome
 
 
@@ -161,103 +154,8 @@ def _wait(proc: subprocess.Popen, watch: MemoryWatch, deadline: float | None = N
             return proc.wait(timeout=SAMPLE_S)
         except subprocess.TimeoutExpired:
             if stop is not None and stop.is_set():
-                raise _StopRequested(stop.signum) from None
+                raise Stopped(stop.signum) from None
             watch.sample()
             if deadline is not None and time.monotonic() > deadline:
                 proc.kill()
                 return proc.wait()
-
-
-class Interrupted(KeyboardInterrupt):
-    def __init__(self, outcome: Outcome, signum: int = signal.SIGINT):
-        super().__init__("interrupted")
-        self.outcome, self.signum = outcome, signum
-
-
-def describe(o: Outcome) -> str:
-    """The run's outcome in one line of the log."""
-    if o.status == "skipped":
-        return "skipped (an ok record exists; --force reruns it)"
-    rec = o.record
-    if rec is None:
-        return o.status
-    if o.status != "ok":
-        return f"{o.status.upper()}: {rec.error}"
-    m, c = rec.metrics, rec.cost
-    if m is None or c is None or None in (m.accuracy, m.balanced_accuracy):
-        return "ok (its record lacks some figures)"
-    total, rss = c.time_s.get("total"), c.peak_rss_mb
-    cost = (f"{total:.0f} s, " if isinstance(total, (int, float)) else "") + (
-        f"peak RSS {rss:.0f} MB, " if rss is not None else "") + f"trainable {c.trainable_params or 0:,}"
-    if rec.random_weights:
-        return f"ok  random weights: time and memory only, {cost}"
-    before = f" (untrained {rec.baseline.accuracy:.3f})" if rec.baseline and rec.baseline.accuracy is not None else ""
-    ci = (m.ci or {}).get("accuracy")
-    interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
-    notes = "".join(f"; warning: {w}" for w in rec.warnings)  # e.g. a collapse to one class
-    return f"ok  accuracy {m.accuracy:.3f}{interval}{before}, balanced {m.balanced_accuracy:.3f}, {cost}{notes}"
-
-
-def run_matrix(specs: list[RunSpec], results_dir: str | Path, force: bool = False,
-               quiet: bool = False, log=print) -> list[Outcome]:
-    """Every spec in order; a run another `bench run` process holds is deferred, then waited for."""
-    outcomes: list[Outcome] = []
-    started = time.time()
-    deferred: list[tuple[str, RunSpec]] = []
-    numbered = [(f"[{i}/{len(specs)}] {spec.label()}", spec) for i, spec in enumerate(specs, 1)]
-    for head, spec in numbered:
-        if not force and is_done(results_dir, spec.run_id):
-            outcomes.append(_skipped(spec, results_dir, head, log))
-            continue
-        claim = Claim(results_dir, spec.run_id)
-        if not _take(claim):
-            log(f"{head}: being run by another bench process (pid {claim.holder()}); coming back to it at the end")
-            deferred.append((head, spec))
-            continue
-        with claim:
-            outcomes.append(_run_claimed(spec, results_dir, head, quiet, log, force, started))
-    for head, spec in deferred:
-        claim = Claim(results_dir, spec.run_id)
-        log(f"{head}: waiting for the other bench process (pid {claim.holder()}) to finish it ...")
-        _take(claim, wait=True)
-        with claim:
-            outcomes.append(_run_claimed(spec, results_dir, head, quiet, log, force, started))
-    return outcomes
-
-
-def _take(claim: Claim, wait: bool = False) -> bool:
-    try:
-        return claim.take(wait)
-    except OSError as exc:
-        raise ResultsUnwritable(f"cannot claim a run in {claim.path.parent.parent} ({exc.strerror or exc}); the "
-                                "results folder is full or read-only: free space or pass --results-dir with a "
-                                "writable folder, then rerun (finished runs are skipped)") from None
-
-
-def _skipped(spec: RunSpec, results_dir, head: str, log, why: str | None = None) -> Outcome:
-    o = Outcome(spec, "skipped", read_record(record_path(results_dir, spec.run_id)), 0.0)
-    log(f"{head}: {why or describe(o)}")
-    return o
-
-
-def _run_claimed(spec: RunSpec, results_dir, head: str, quiet: bool, log, force: bool, started: float) -> Outcome:
-    """Run a claimed spec, unless another process finished it meanwhile (its ok record is newer than us)."""
-    rec = read_record(record_path(results_dir, spec.run_id))
-    if rec is not None and rec.status == "ok" and (not force or _written_after(results_dir, spec, started)):
-        return _skipped(spec, results_dir, head, log, "skipped (done by another bench process meanwhile)"
-                        if _written_after(results_dir, spec, started) else None)
-    log(f"{head} ...")
-    try:
-        o = run_one(spec, results_dir, quiet=quiet)
-    except Interrupted as stop:
-        log(f"{head}: {describe(stop.outcome)}")
-        raise
-    log(f"{head}: {describe(o)}")
-    return o
-
-
-def _written_after(results_dir, spec: RunSpec, started: float) -> bool:
-    try:
-        return record_path(results_dir, spec.run_id).stat().st_mtime >= started
-    except OSError:
-        return False

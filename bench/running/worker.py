@@ -11,7 +11,6 @@ a `cancelled` record, exit 130 or 143."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import signal
@@ -20,39 +19,23 @@ import threading
 import traceback
 
 from bench.running.config import RunSpec
-from bench.core.errors import BenchError, Pruned
+from bench.running.results import base_record, now, run_record
+from bench.core.errors import BenchError, Pruned, signal_words, stop_on_signal
 from bench.core.plugins import load_plugins
-from bench.core.record import Cost, DatasetInfo, Metrics, ModelInfo, Record, StudyInfo
+from bench.core.record import Record
 from bench.core.records import write_record
 from bench.core.secrets import mask_secrets
 
 EXIT_RECORD_UNWRITABLE = 3  # the record could not be written (read-only folder, disk full)
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def base_record(spec: RunSpec, status: str, error: str | None = None) -> Record:
-    """What every record has, whatever its status (failed runs carry no metrics)."""
-    study = StudyInfo.from_dict(spec.study) if spec.study else None
-    return Record(run_id=spec.run_id, status=status, error=mask_secrets(error), strategy=spec.strategy,
-                  seed=spec.seed, eval_split=spec.eval_split, study=study, model=ModelInfo(name=spec.model),
-                  dataset=DatasetInfo(name=spec.dataset), params=spec.params, config=spec.to_dict(),
-                  train_size=spec.train_size, finished_at=now())
-
-
-def execute(spec: RunSpec, quiet: bool = False) -> dict:
-    """Run the strategy and build the `ok` record; exceptions propagate to `main`."""
-    import numpy as np
+def execute(spec: RunSpec, quiet: bool = False) -> Record:
+    """Run the strategy; its `ok` record. Exceptions propagate to `main`."""
     import torch
 
-    from bench.engine.context import RunContext
-    from bench.data.task import prepare
     from bench.data.sources import DatasetOptions, load_raw
-    from bench.engine.env import environment
-    from bench.core.metrics import classification_metrics, collapse_warnings
-    from bench.core.stats import bootstrap_intervals
+    from bench.data.task import prepare
+    from bench.engine.context import RunContext
     from bench.engine.models import resolve_model
     from bench.engine.trackers import Tracker, cpu_threads
     from strategies import get_strategy
@@ -79,36 +62,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> dict:
     model = resolve_model(spec.model)
     ctx = RunContext(data, model, spec.seed, spec.device, tracker, spec.eval_split, spec.precision)
     result = strategy.run(ctx, params)
-    truth = ctx.eval.labels
-    metrics = classification_metrics(truth, result.predictions, data.labels)
-    metrics["ci"] = bootstrap_intervals(truth, result.predictions, len(data.labels), seed=spec.seed)
-    baseline = (classification_metrics(truth, result.baseline_predictions, data.labels)
-                if result.baseline_predictions is not None else None)
-    # what "always say the most frequent training class" scores: the floor on imbalanced data
-    majority = int(np.bincount(data.train.labels, minlength=len(data.labels)).argmax())
-    majority_baseline = classification_metrics(truth, [majority] * len(truth), data.labels)
-    majority_baseline["predicted_class"] = data.labels[majority]
-    cost = tracker.cost()
-    cost.update(trainable_params=int(result.trainable_params), total_params=int(result.total_params),
-                trainable_fraction=(result.trainable_params / result.total_params if result.total_params else None))
-    # the strategy's own figures: the shared keys it measures (adapter_bytes, precision) in place,
-    # the rest under cost.strategy, so no strategy can shadow a shared key by accident
-    shared = set(Cost.__dataclass_fields__) - {"strategy", "extra"}
-    cost.update({k: v for k, v in result.extra_cost.items() if k in shared})
-    cost["strategy"] = {k: v for k, v in result.extra_cost.items() if k not in shared}
-    from bench.engine.flops import utilization_figures  # FLOPs per token, peak FLOP/s, MFU (bench/engine/flops.py)
-
-    cost.update(utilization_figures(strategy.flops_kind, model, cost, spec.device, spec.precision, len(data.labels)))
-    rec = base_record(spec, "ok")
-    rec.model, rec.dataset = ModelInfo.from_dict(model.record()), DatasetInfo.from_dict(data.record())
-    rec.metrics, rec.cost = Metrics.from_dict(metrics), Cost.from_dict(cost)
-    rec.baseline = Metrics.from_dict(baseline) if baseline is not None else None
-    rec.majority_baseline = Metrics.from_dict(majority_baseline)
-    rec.history, rec.env, rec.started_at = tracker.history, environment(spec.device), started
-    rec.warnings = list(result.warnings) + collapse_warnings(truth, result.predictions, data.labels,
-                                                             strategy.collapse_advice)
-    rec.predictions, rec.truth = [int(x) for x in result.predictions], [int(x) for x in truth]
-    return rec
+    return run_record(spec, strategy, ctx, result, started)
 
 
 def quiet_library_noise() -> None:
@@ -139,23 +93,6 @@ def classify_failure(exc: BaseException) -> str:
         return "oom"
     text = str(exc).lower()
     return "oom" if any(m in text for m in OOM_MESSAGES) else "failed"
-
-
-def signal_words(signum: int) -> str:
-    return {signal.SIGINT: "interrupted (Ctrl-C, SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}.get(
-        signum, f"stopped by signal {signum}")
-
-
-class Cancelled(KeyboardInterrupt):
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _cancel(signum, frame) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):  # one cancel: a repeat must not break the record's write
-        signal.signal(sig, signal.SIG_IGN)
-    raise Cancelled(signum)
 
 
 def tie_to_parent() -> None:
@@ -224,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     spec = read_spec(spec_arg)
     if spec_arg == "-":
         watch_stdin()
-    signal.signal(signal.SIGTERM, _cancel)
+    signal.signal(signal.SIGTERM, stop_on_signal)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # as Python does: a background job keeps ignoring it
-        signal.signal(signal.SIGINT, _cancel)
+        signal.signal(signal.SIGINT, stop_on_signal)
     quiet = os.environ.get("FTBENCH_QUIET") == "1"
     try:
         rec = execute(spec, quiet=quiet)

@@ -12,7 +12,7 @@ import torch
 
 from bench.engine.context import RunContext
 from bench.engine.tokens import Encoded, encode
-from bench.engine.training import TrainParams, count_params, fit, pad_id_of, predict
+from bench.engine.training import TrainParams, classifier_objective, count_params, fit, pad_id_of, predict
 from strategies.shared.base import Strategy, StrategyResult
 
 
@@ -134,7 +134,7 @@ def train_and_evaluate(ctx: RunContext, model, tokenizer, p: TrainParams, extra_
     # its own phase, so the eval phase's time matches the eval tokens counted (tokens/s and MFU)
     with ctx.tracker.phase("baseline"):
         baseline, _ = predict(model, data.eval, ctx, pad, desc="baseline (untrained head)", count_as=None)
-    fit(model, data.train, data.val, ctx, p, pad)
+    fit(model, classifier_objective(data.train, data.val, ctx, p, pad), ctx, p)
     with ctx.tracker.phase("eval"):
         preds, _ = predict(model, data.eval, ctx, pad)
     trainable, total = count_params(model)

@@ -18,10 +18,11 @@ from optuna.trial import TrialState
 
 from bench.commands import cli, tune
 from bench.commands.tune.study import contains
+from bench.core.errors import Stopped
 from bench.core.record import Cost, Metrics
 from bench.core.records import iter_records, record_path, write_record
-from bench.running.runner import Interrupted, Outcome
-from bench.running.worker import base_record
+from bench.running.results import base_record
+from bench.running.runner import Outcome
 from tests.cluster.clusterkit import free_port, postgres_server, ray_cluster
 from tests.conftest import run_bench
 
@@ -106,14 +107,14 @@ def test_contains_reads_only_public_distribution_fields(dist, inside, outside):
 # ---------------------------------------------------------------- --workers N: trial loops on one study (stand-in runs)
 
 def waiting_runner(seconds: float = 0.3):
-    """run_one stand-in: an ok run after `seconds`, or, once `stop` is set, a cancelled one (Interrupted)."""
+    """run_one stand-in: an ok run after `seconds`, or, once `stop` is set, a cancelled one (Stopped)."""
     def run_one(spec, results_dir, quiet=False, secret_env=None, stop=None):
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
             if stop is not None and stop.is_set():
                 rec = base_record(spec, "cancelled", "interrupted")
                 write_record(record_path(results_dir, spec.run_id), rec)
-                raise Interrupted(Outcome(spec, "cancelled", rec, 0.1), stop.signum)
+                raise Stopped(stop.signum, Outcome(spec, "cancelled", rec, 0.1))
             time.sleep(0.05)
         rec = base_record(spec, "ok")
         rec.metrics, rec.cost = Metrics(balanced_accuracy=0.5), Cost(time_s={"train": 1.0})

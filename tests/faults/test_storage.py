@@ -88,7 +88,7 @@ def test_a_disk_that_fills_mid_matrix_stops_cleanly_with_the_report_of_what_exis
 def test_corrupt_and_wrong_shape_records_are_named_and_the_report_renders(tmp_path):
     from bench.core.records import write_record
     from bench.running.config import RunSpec
-    from bench.running.worker import base_record
+    from bench.running.results import base_record
 
     folder = tmp_path / "results"
     spec = RunSpec("feature-extract", "minilm", "bbc-news", {}, [5, 2, 5], "pool", 0, {"C": 1.0}, "cpu")

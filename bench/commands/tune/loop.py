@@ -128,14 +128,15 @@ def _parallel_loops(search: Search, budget: Budget, results: list[TrialResult]) 
     """`search.workers` trial loops in threads. Signals reach the main thread only: it sets the stop
     flag, each loop cancels its run (recorded cancelled, told FAIL), and KeyboardInterrupt goes on up.
     A loop's error (a storage gone away) stops the others from starting trials and is raised here."""
-    from bench.running.runner import Interrupted, StopFlag
+    from bench.core.errors import Stopped
+    from bench.running.runner import StopFlag
 
     stop, errors = StopFlag(), []
 
     def loop(worker: int) -> None:
         try:
             trial_loop(search, budget, results, worker, stop)
-        except Interrupted:
+        except Stopped:
             pass  # recorded and told; the main thread reports the interrupt
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
             errors.append(exc)

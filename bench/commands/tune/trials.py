@@ -18,8 +18,9 @@ from typing import Any
 from bench.commands.tune.output import trial_line
 from bench.commands.tune.study import OBJECTIVES, PRIMARY
 from bench.core.record import Record
-from bench.core.errors import BenchError
-from bench.running.config import RunSpec, coerce_params
+from bench.core.errors import BenchError, Stopped
+from bench.core.params import validate_params
+from bench.running.config import RunSpec
 from bench.running.study_storage import HEARTBEAT_S, STORAGE_ENV, trial_id_of
 
 
@@ -70,7 +71,7 @@ def ask_trial(search: Search):
 
 def trial_spec(search: Search, trial, space: dict) -> RunSpec:
     """The trial's run: the space over the experiment's params, scored on the validation split."""
-    params = coerce_params(search.strategy, {**search.base.params, **space})
+    params = validate_params(search.strategy, {**search.base.params, **space})
     search.strategy.check(search.strategy.Params(**params), search.model)
     # no storage URL here: the spec goes into the record, and the URL may hold a password (the
     # launcher hands it to the worker in its environment instead); the worker finds the trial by number
@@ -117,10 +118,8 @@ def heartbeat(storage, trial_id: int):
 
 def run_trial(search: Search, results: list[TrialResult], worker: int = 0, stop=None) -> None:
     """Ask, run one recorded run, tell; the result goes to `results`. Ctrl-C (or `stop` set by the
-    main thread): the trial is told FAIL and listed, then runner.Interrupted."""
+    main thread): the trial is told FAIL and listed, then errors.Stopped goes on up."""
     from optuna.trial import TrialState
-
-    from bench.running.runner import Interrupted
 
     trial = ask_trial(search)
     t0 = time.perf_counter()
@@ -145,8 +144,11 @@ def run_trial(search: Search, results: list[TrialResult], worker: int = 0, stop=
         with heartbeat(search.storage, trial_id_of(search.storage, search.study.study_name, trial.number)):
             outcome = _launcher(search).run_one(spec, search.results_dir, quiet=search.quiet,
                                                 secret_env={STORAGE_ENV: search.url}, stop=stop)
-    except Interrupted as stopped:  # the runner recorded the run "cancelled"
-        outcome, interrupted = stopped.outcome, stopped
+    except Stopped as stopped:
+        if stopped.outcome is None:  # stopped before the run had an outcome
+            search.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
+        outcome, interrupted = stopped.outcome, stopped  # the runner recorded the run "cancelled"
     except BaseException:
         search.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise

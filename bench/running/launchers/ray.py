@@ -24,15 +24,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import bench
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, Stopped, signal_words
 from bench.core.record import Record
-from bench.core.records import is_done, record_path, write_record
-from bench.running.claims import Claim
+from bench.core.records import record_path, write_record
 from bench.running.config import RunSpec
 from bench.running.launchers.base import Launcher, LaunchOptions
-from bench.running.runner import (GRACE_S, SAMPLE_S, Interrupted, Outcome, ResultsUnwritable, StopFlag, _skipped,
-                                  _take, _written_after, describe)
-from bench.running.worker import base_record, signal_words
+from bench.running.runner import GRACE_S, SAMPLE_S, Outcome, ResultsUnwritable, StopFlag
+from bench.running.results import base_record
 
 CONNECT_TIMEOUT_S = 5  # a cluster address that does not answer in this long is unreachable
 RAY_PORT, CLIENT_PORT = 6379, 10001  # Ray's default GCS and Ray Client ports
@@ -51,7 +49,7 @@ def execute_on_node(spec_dict: dict, quiet: bool, secret_env: dict) -> dict:
         with tempfile.TemporaryDirectory(prefix="ftbench-ray-") as tmp:
             try:
                 outcome = run_one(spec, tmp, quiet=quiet, secret_env=secret_env)
-            except Interrupted as stop:  # ray.cancel: the worker recorded the run cancelled
+            except Stopped as stop:  # ray.cancel: the worker recorded the run cancelled
                 outcome = stop.outcome
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -96,6 +94,7 @@ class RayLauncher(Launcher):
         super().__init__(options)
         self.ray = import_ray()
         self.started_here = False
+        self._submitted: dict = {}  # ref -> (spec, results folder, start time) of the matrix's runs
         self._connect(options.address)
         self.task = self.ray.remote(execute_on_node)
 
@@ -152,7 +151,7 @@ class RayLauncher(Launcher):
                                                f"{_first_line(exc)}) after {self.options.retries} retr"
                                                f"{'y' if self.options.retries == 1 else 'ies'}")
 
-    def cancel(self, inflight: dict, signum: int) -> dict:
+    def _cancel(self, inflight: dict, signum: int) -> dict:
         """Cancel every outstanding task; {ref: record} of those that record something within GRACE_S."""
         ray = self.ray
         for ref in inflight:
@@ -172,7 +171,7 @@ class RayLauncher(Launcher):
                 rec.error = f"{signal_words(signum)} during the run"
         return records
 
-    # ------------------------------------------------------------ the launcher's two methods
+    # ------------------------------------------------------------ the launcher's methods
 
     def run_one(self, spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_env: dict | None = None,
                 stop: StopFlag | None = None) -> Outcome:
@@ -184,80 +183,38 @@ class RayLauncher(Launcher):
                     raise KeyboardInterrupt(stop.signum)
         except KeyboardInterrupt as exc:
             signum = stop.signum if stop is not None and stop.is_set() else getattr(exc, "signum", signal.SIGINT)
-            rec = self.cancel({ref: spec}, signum).get(ref) or base_record(spec, "cancelled",
+            rec = self._cancel({ref: spec}, signum).get(ref) or base_record(spec, "cancelled",
                                                                            f"{signal_words(signum)} before it started")
             outcome = Outcome(spec, rec.status, _save(results_dir, spec, rec), time.perf_counter() - t0)
-            raise Interrupted(outcome, signum) from None
+            raise Stopped(signum, outcome) from None
         rec = self.record_of(ref, spec) or base_record(spec, "cancelled", "cancelled on the Ray cluster")
         return Outcome(spec, rec.status, _save(results_dir, spec, rec), time.perf_counter() - t0)
 
-    def run_matrix(self, specs: list[RunSpec], results_dir: str | Path, force: bool = False, quiet: bool = False,
-                   log=print) -> list[Outcome]:
-        """Submit every run not done (claimed, as the local launcher does), then record them as they finish;
-        runs another `bench` process holds are submitted once it lets them go, unless it finished them."""
-        outcomes: list[Outcome] = []
-        started = time.time()
-        inflight: dict = {}  # ref -> spec
-        about: dict = {}  # ref -> (head, claim, t0)
-        deferred = []
-        numbered = [(f"[{i}/{len(specs)}] {spec.label()}", spec) for i, spec in enumerate(specs, 1)]
-        try:
-            for head, spec in numbered:
-                if not force and is_done(results_dir, spec.run_id):
-                    outcomes.append(_skipped(spec, results_dir, head, log))
-                    continue
-                claim = Claim(results_dir, spec.run_id)
-                if not _take(claim):
-                    log(f"{head}: being run by another bench process (pid {claim.holder()}); coming back to it "
-                        "at the end")
-                    deferred.append((head, spec, claim))
-                    continue
-                self._start(spec, head, claim, quiet, inflight, about, log)
-            self._collect(inflight, about, results_dir, outcomes, log)
-            for head, spec, claim in deferred:
-                log(f"{head}: waiting for the other bench process (pid {claim.holder()}) to finish it ...")
-                _take(claim, wait=True)
-                if is_done(results_dir, spec.run_id) and (not force or _written_after(results_dir, spec, started)):
-                    claim.release()
-                    outcomes.append(_skipped(spec, results_dir, head, log,
-                                             "skipped (done by another bench process meanwhile)"))
-                    continue
-                self._start(spec, head, claim, quiet, inflight, about, log)
-                self._collect(inflight, about, results_dir, outcomes, log)
-        except KeyboardInterrupt as exc:
-            signum = getattr(exc, "signum", signal.SIGINT)
-            for ref, rec in self.cancel(inflight, signum).items():
-                outcomes.append(self._finish(ref, rec, inflight, about, results_dir, log))
-            raise
-        finally:
-            for _, claim, _ in about.values():
-                claim.release()
-        return outcomes
-
-    def _start(self, spec, head, claim, quiet, inflight, about, log) -> None:
+    def start(self, spec: RunSpec, results_dir: str | Path, quiet: bool):
         ref = self.submit(spec, quiet)
-        inflight[ref], about[ref] = spec, (head, claim, time.perf_counter())
+        self._submitted[ref] = (spec, results_dir, time.perf_counter())
+        return ref
+
+    def starting(self, spec: RunSpec) -> str:
         res = self.resources(spec)
-        log(f"{head}: submitted to Ray ({res['num_cpus']:g} CPU, {res['num_gpus']:g} GPU)")
+        return f": submitted to Ray ({res['num_cpus']:g} CPU, {res['num_gpus']:g} GPU)"
 
-    def _collect(self, inflight, about, results_dir, outcomes, log) -> None:
-        while inflight:
-            ready, _ = self.ray.wait(list(inflight), num_returns=1, timeout=SAMPLE_S)
-            for ref in ready:
-                rec = self.record_of(ref, inflight[ref]) or base_record(inflight[ref], "cancelled",
-                                                                        "cancelled on the Ray cluster")
-                outcomes.append(self._finish(ref, rec, inflight, about, results_dir, log))
+    def finished(self, tickets: list, timeout: float) -> list:
+        ready, _ = self.ray.wait(tickets, num_returns=1, timeout=timeout) if tickets else ([], [])
+        ended = []
+        for ref in ready:
+            spec = self._submitted[ref][0]
+            rec = self.record_of(ref, spec) or base_record(spec, "cancelled", "cancelled on the Ray cluster")
+            ended.append((ref, self._saved(ref, rec)))
+        return ended
 
-    def _finish(self, ref, rec, inflight, about, results_dir, log) -> Outcome:
-        spec = inflight.pop(ref)
-        head, claim, t0 = about.pop(ref)
-        try:
-            _save(results_dir, spec, rec)
-        finally:
-            claim.release()
-        outcome = Outcome(spec, rec.status, rec, time.perf_counter() - t0)
-        log(f"{head}: {describe(outcome)}")
-        return outcome
+    def cancel(self, tickets: list, signum: int) -> list:
+        inflight = {ref: self._submitted[ref][0] for ref in tickets}
+        return [(ref, self._saved(ref, rec)) for ref, rec in self._cancel(inflight, signum).items()]
+
+    def _saved(self, ref, rec: Record) -> Outcome:
+        spec, results_dir, t0 = self._submitted.pop(ref)
+        return Outcome(spec, rec.status, _save(results_dir, spec, rec), time.perf_counter() - t0)
 
 
 def _save(results_dir, spec: RunSpec, rec: Record) -> Record:

@@ -23,13 +23,13 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from bench.commands import cli, tune
-from bench.core.errors import BenchError, Pruned
+from bench.core.errors import BenchError, Pruned, Stopped
+from bench.core.params import validate_params
 from bench.core.record import Cost, Metrics
 from bench.core.records import iter_records, record_path, write_record
 from bench.running import study_storage
-from bench.running.config import coerce_params
-from bench.running.runner import Interrupted, Outcome
-from bench.running.worker import base_record
+from bench.running.results import base_record
+from bench.running.runner import Outcome
 from strategies import REGISTRY, get_strategy
 from tests.conftest import ROOT
 
@@ -68,7 +68,7 @@ def test_every_search_space_suggests_only_known_params(name):
         trial = study.ask()
         space = strategy.search_space(trial)
         assert set(space) <= fields, f"{name} suggests unknown params {set(space) - fields}"
-        coerce_params(strategy, space)  # types agree with the dataclass
+        validate_params(strategy, space)  # types agree with the dataclass
         study.tell(trial, float(i % 3))
     assert study.trials[0].params, f"{name} declares no search space"
 
@@ -148,7 +148,7 @@ def fake_runner(statuses: dict[int, str]):
         write_record(record_path(results_dir, spec.run_id), rec)
         outcome = Outcome(spec, rec.status, rec, 0.1)
         if status == "interrupt":
-            raise Interrupted(outcome)
+            raise Stopped(2, outcome)
         return outcome
 
     return run_one, seen
@@ -305,7 +305,7 @@ def test_best_params_round_trip_into_bench_run(tmp_path, tiny_bert, monkeypatch,
     assert tune.best_params_for("fe", None, tmp_path) == ("feature-extract",
                                                           {"head": "logreg", "C": 12.5, "max_length": 128})
     planned = []
-    monkeypatch.setattr("bench.running.runner.run_matrix", lambda specs, *a, **k: planned.extend(specs) or [])
+    monkeypatch.setattr("bench.running.matrix.run_matrix", lambda launcher, specs, *a, **k: planned.extend(specs) or [])
     code = cli.main(["run", "--strategies", "feature-extract", "--params-from", "fe", "--results-dir", str(tmp_path),
                      "--model", str(tiny_bert), "--per-class", "6,2,4", "--seeds", "0,1", "--no-report"])
     assert code == 0 and len(planned) == 2

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bench.core.errors import BenchError
-from bench.running.config import Experiment, RunSpec, coerce_params, parse_param_flags
+from bench.core.params import validate_params
+from bench.running.config import Experiment, RunSpec, parse_param_flags
 from strategies import get_strategy
 
 
@@ -27,12 +28,12 @@ def test_run_id_is_a_hash_of_the_resolved_config():
 
 def test_params_are_coerced_and_checked():
     s = get_strategy("full-ft")
-    p = coerce_params(s, {"lr": "3e-4", "epochs": "2", "class_weights": "true"})
+    p = validate_params(s, {"lr": "3e-4", "epochs": "2", "class_weights": "true"})
     assert p["lr"] == 3e-4 and p["epochs"] == 2 and p["class_weights"] is True
     with pytest.raises(BenchError, match="unknown parameter.*lrr"):
-        coerce_params(s, {"lrr": 1})
+        validate_params(s, {"lrr": 1})
     with pytest.raises(BenchError, match="must be int"):
-        coerce_params(s, {"epochs": 2.5})
+        validate_params(s, {"epochs": 2.5})
 
 
 def test_param_flags():
