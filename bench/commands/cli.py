@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def experiment_from_args(args) -> "Experiment":
-    from bench.running.config import Experiment, parse_data_opts, parse_int_list, parse_param_flags
+    from bench.running.config import PARSED, Experiment, parse_data_opts, parse_int_list, parse_param_flags
 
     exp = Experiment.from_yaml(args.config) if getattr(args, "config", None) else Experiment()
     if getattr(args, "strategies", None):
@@ -113,11 +113,13 @@ def experiment_from_args(args) -> "Experiment":
     if args.text_col:
         exp.text_cols = [c.strip() for c in args.text_col.split(",") if c.strip()]
     exp.data_opts.update(parse_data_opts(getattr(args, "data_opt", None)))
-    for attr in ("label_col", "per_class", "split", "split_col", "train_sizes", "test_from",
-                 "device", "precision", "results_dir"):
+    for attr in ("label_col", "split_col", "test_from", "device", "precision", "results_dir"):
         value = getattr(args, attr, None)
         if value:
             setattr(exp, attr, value)
+    for attr, parse in PARSED.items():  # typed once, here, as a config file's values are
+        if getattr(args, attr, None):
+            setattr(exp, attr, parse(getattr(args, attr)))
     if getattr(args, "max_rows", None) is not None:
         exp.max_rows = args.max_rows
     if getattr(args, "per_class", None) and getattr(args, "split", None):

@@ -160,7 +160,7 @@ def eval_flops_per_token(shape: ModelShape, seq: float, kind: str, n_trainable: 
 
 
 def strategy_kind(declared: str, trainable: int | None, total: int | None) -> str:
-    """full | adapter | forward: the strategy's declared `flops_kind` (strategies/base.py), checked
+    """full | adapter | forward: the strategy's declared `flops_kind` (strategies/shared/base.py), checked
     against the run's parameter counts (nothing trained: forward; half or more trained: full)."""
     if declared == "forward" or not trainable:
         return "forward"

@@ -15,6 +15,7 @@ import yaml
 
 from bench.core.errors import BenchError
 from bench.core.hints import fits, words
+from bench.data.splits import SplitSpec, parse_per_class, parse_split, parse_train_sizes
 from strategies import default_run
 
 FALLBACK_PER_CLASS = (60, 20, 40)
@@ -86,11 +87,12 @@ class Experiment:
     text_cols: list[str] = field(default_factory=list)
     label_col: str | None = None
     data_opts: dict[str, str] = field(default_factory=dict)  # the dataset source's own options (--data-opt)
-    per_class: list[int] | str | None = None  # "TRAIN,VAL,TEST" or a list; None: the dataset's default
-    split: str | None = None  # per-class:T,V,E | stratified:F,F,F | official (bench/data/splits.py)
+    # the split, read once into typed values where it is given (YAML or flags; bench/data/splits.py)
+    per_class: tuple[int, int, int] | None = None  # TRAIN,VAL,TEST rows per class; None: the dataset's default
+    split: SplitSpec | None = None  # per-class:T,V,E | stratified:F,F,F | official
     max_rows: int | None = None
     split_col: str | None = None
-    train_sizes: list[int | float] | str | None = None  # a data-efficiency curve: rows per class, or fractions
+    train_sizes: list[int | float] | None = None  # a data-efficiency curve: rows per class, or fractions
     test_from: str = "pool"
     seeds: list[int] = field(default_factory=lambda: [0])
     model: str | None = None  # one model for every strategy
@@ -127,10 +129,18 @@ class Experiment:
                 data[key] = [s.strip() for s in data[key].split(",") if s.strip()]
         if isinstance(data.get("seeds"), (int, str)):
             data["seeds"] = parse_int_list(str(data["seeds"]), "seeds")
-        if isinstance(data.get("train_sizes"), (int, float, str)):
-            data["train_sizes"] = str(data["train_sizes"])
-        check_experiment_types(data, source)
+        check_experiment_types({k: v for k, v in data.items() if k not in PARSED}, source)
         return cls(**data)
+
+    def __post_init__(self) -> None:
+        for key, parse in PARSED.items():  # text or lists from YAML, flags or code: typed once, here
+            value = getattr(self, key)
+            if value is not None:
+                setattr(self, key, parse(str(value) if isinstance(value, (int, float)) else value))
+
+
+# keys read into typed values by their own parsers, whose errors say what was expected
+PARSED = {"per_class": parse_per_class, "split": parse_split, "train_sizes": parse_train_sizes}
 
 
 def check_experiment_types(data: dict, source: str) -> None:

@@ -3,14 +3,14 @@ loads: strategies, models, parameters, data, columns and split sizes."""
 
 from __future__ import annotations
 
-from bench.core.params import validate_params
-from bench.running.config import FALLBACK_PER_CLASS, Experiment, RunSpec
-from bench.data.task import prepare
-from bench.data.splits import SplitSpec, parse_per_class, parse_split, parse_train_sizes
-from bench.data.sources import DatasetOptions, check_options, load_raw, source_for
-from bench.engine.device import resolve_device
 from bench.core.errors import BenchError
+from bench.core.params import validate_params
+from bench.data.sources import DatasetOptions, check_options, load_raw, source_for
+from bench.data.splits import SplitSpec
+from bench.data.task import prepare
+from bench.engine.device import resolve_device
 from bench.engine.models import resolve_model
+from bench.running.config import FALLBACK_PER_CLASS, Experiment, RunSpec
 
 
 def dataset_options(exp: Experiment) -> DatasetOptions:
@@ -21,8 +21,9 @@ def dataset_options(exp: Experiment) -> DatasetOptions:
 
 
 def per_class_for(exp: Experiment) -> tuple[int, int, int]:
+    """--per-class, else the dataset's own default counts, else the fallback."""
     if exp.per_class is not None:
-        return parse_per_class(exp.per_class)
+        return exp.per_class
     source = source_for(exp.dataset)
     if hasattr(source, "default_per_class"):
         return tuple(source.default_per_class(dataset_options(exp)))
@@ -31,21 +32,37 @@ def per_class_for(exp: Experiment) -> tuple[int, int, int]:
 
 def split_for(exp: Experiment) -> SplitSpec:
     """--split, else --per-class, else the dataset's default per-class counts."""
-    if exp.split and exp.per_class is None:
-        spec = parse_split(exp.split)
+    if exp.split is not None and exp.per_class is None:
+        spec = exp.split
     else:
         counts = per_class_for(exp)
-        sizes = [s for s in parse_train_sizes(exp.train_sizes) or [] if isinstance(s, int)]
+        sizes = [s for s in exp.train_sizes or [] if isinstance(s, int)]
         if exp.per_class is None and sizes and max(sizes) > counts[0]:
             # a curve on the default split: draw the train split at the largest size asked for
             counts = (max(sizes), counts[1], counts[2])
-        spec = SplitSpec("per-class", counts)
+        spec = SplitSpec("per-class", tuple(counts))
     if exp.max_rows is not None and (exp.max_rows < 2 or spec.mode == "per-class"):
         raise BenchError(f"--max-rows {exp.max_rows}: give at least 2, with --split stratified:... or official "
                          "(per-class mode already says how many rows it takes)")
     if exp.split_col and spec.mode != "official":
         raise BenchError(f"--split-col {exp.split_col!r} places rows in the file's own splits: add --split official")
     return spec
+
+
+def check_dataset(exp: Experiment, split: SplitSpec, options: DatasetOptions, sizes: list) -> None:
+    """The data errors, before any model loads: each distinct split prepared once (a seed draws
+    other rows, never other sizes, so one seed stands for all)."""
+    raw = load_raw(exp.dataset, options)
+    try:
+        for size in sizes:
+            prepare(raw, split, exp.seeds[0], exp.test_from, exp.max_rows, size)
+    except BenchError as exc:
+        if exp.per_class is None and exp.split is None and split.sizes[0] != per_class_for(exp)[0]:
+            # the split was widened for --train-sizes: say so, not "lower --per-class"
+            raise BenchError(f"--train-sizes {split.sizes[0]} needs the default split to grow to "
+                             f"{split.text()}, and {str(exc).split(';')[0]}: give smaller sizes, or set "
+                             "--per-class TRAIN,VAL,TEST yourself") from None
+        raise
 
 
 def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
@@ -71,22 +88,11 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
                          "strategy, e.g. --param lora.lr=1e-4")
     split = split_for(exp)
     per_class = list(split.sizes) if split.mode == "per-class" else []
-    sizes = parse_train_sizes(exp.train_sizes) or [None]
+    sizes = exp.train_sizes or [None]
     options = dataset_options(exp)
     device = resolve_device(exp.device)
-    if check_data:  # the data errors surface here, before any model loads
-        raw = load_raw(exp.dataset, options)
-        try:
-            for seed in exp.seeds:
-                for size in sizes:
-                    prepare(raw, split, seed, exp.test_from, exp.max_rows, size)
-        except BenchError as exc:
-            if exp.per_class is None and not exp.split and split.sizes[0] != per_class_for(exp)[0]:
-                # the split was widened for --train-sizes: say so, not "lower --per-class"
-                raise BenchError(f"--train-sizes {split.sizes[0]} needs the default split to grow to "
-                                 f"{split.text()}, and {str(exc).split(';')[0]}: give smaller sizes, or set "
-                                 "--per-class TRAIN,VAL,TEST yourself") from None
-            raise
+    if check_data:
+        check_dataset(exp, split, options, sizes)
     specs = []
     resolved_models = {}
     for strat in strategies:

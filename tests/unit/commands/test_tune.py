@@ -24,16 +24,17 @@ from optuna.trial import TrialState, create_trial
 
 from bench.commands import cli, tune
 from bench.core.errors import BenchError, Pruned, Stopped
-from bench.core.params import validate_params
 from bench.core.record import Cost, Metrics
 from bench.core.records import iter_records, record_path, write_record
 from bench.running import study_storage
 from bench.running.results import base_record
 from bench.running.runner import Outcome
-from strategies import REGISTRY, get_strategy
+from strategies import get_strategy
 from tests.conftest import ROOT
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 SMALL = ["--per-class", "6,2,4", "-q"]
 
 
@@ -53,27 +54,6 @@ def study_name(model: Path) -> str:
 def trial_records(results: Path) -> dict[int, dict]:
     return {r.study.trial: r.to_dict() for r in iter_records(results) if r.study}
 
-
-# ---------------------------------------------------------------- search spaces
-
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_every_search_space_suggests_only_known_params(name):
-    try:
-        strategy = get_strategy(name)
-    except (ImportError, AttributeError) as exc:  # a strategy still being written
-        pytest.skip(f"strategy '{name}' does not import yet: {exc}")
-    fields = set(strategy.Params.__dataclass_fields__)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5))
-    for i in range(15):  # random, then TPE proposals; conditional branches get visited
-        trial = study.ask()
-        space = strategy.search_space(trial)
-        assert set(space) <= fields, f"{name} suggests unknown params {set(space) - fields}"
-        validate_params(strategy, space)  # types agree with the dataclass
-        study.tell(trial, float(i % 3))
-    assert study.trials[0].params, f"{name} declares no search space"
-
-
-# ---------------------------------------------------------------- pruning, in the worker's reporter
 
 def fake_history(study: optuna.Study, per_epoch: float, epochs: int = 5, n: int = 3) -> None:
     for _ in range(n):
@@ -131,8 +111,6 @@ def test_a_pruned_run_gets_a_pruned_record_and_a_pruned_trial(tmp_path, tiny_ber
     assert record["status"] == "pruned" and "pruned at epoch 2" in record["error"]
     assert record["run_id"] == trial.user_attrs["run_id"] and record["eval_split"] == "val"
 
-
-# ---------------------------------------------------------------- the ask/tell loop, with a fake runner
 
 def fake_runner(statuses: dict[int, str]):
     """run_one stand-in: trial N gets statuses[N]; "interrupt" behaves as Ctrl-C during the run."""
@@ -195,8 +173,6 @@ def test_two_objectives_give_a_pareto_front_and_never_prune(tmp_path, tiny_bert,
     assert "Pareto front of balanced_accuracy (maximize), train_time (minimize): 1 trial(s)" in out
     assert tune.best_params_for(study.study_name, None, tmp_path)[0] == "feature-extract"
 
-
-# ---------------------------------------------------------------- resume
 
 def backdate_heartbeats(results: Path) -> None:
     """As if the processes beating for RUNNING trials had stopped an hour ago."""
@@ -287,8 +263,6 @@ def test_two_processes_work_on_one_sqlite_study(tmp_path, tiny_bert):
     assert sorted(trial_records(tmp_path)) == [0, 1, 2, 3]
 
 
-# ---------------------------------------------------------------- best params into `bench run`
-
 def made_study(results: Path, name: str, strategy: str = "feature-extract", objectives=("balanced_accuracy",)):
     setup = {"strategy": strategy, "dataset": "bbc-news", "model": "minilm", "per_class": [6, 2, 4],
              "test_from": "pool", "seed": 0, "objectives": list(objectives)}
@@ -319,8 +293,6 @@ def test_best_of_a_pareto_front_is_the_best_balanced_accuracy(tmp_path):
         study.add_trial(create_trial(params={"C": c}, distributions=dist, values=values))
     assert tune.best_params_for("mo", None, tmp_path) == ("feature-extract", {"C": 2.0})  # no params attr: by name
 
-
-# ---------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("strategy, extra, message", [
     ("lroa", [], "unknown strategy 'lroa'"),
