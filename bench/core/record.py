@@ -1,6 +1,6 @@
 """The run record as one type: what the worker builds, what every reader (report, tuning, perf,
-the runner's one-line summary) reads. On disk it is the JSON of `Record.to_dict()`; the README's
-"Records" section lists the keys for outside readers.
+the runner's one-line summary) reads. On disk it is the JSON of `Record.to_dict()`; docs/records.md
+lists the keys for outside readers.
 
 Each block is a dataclass with the keys ftbench writes and an `extra` dict for the rest, so a key
 added by a newer minor version, a user's own tooling or an old record survives a round trip

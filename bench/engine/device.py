@@ -10,10 +10,9 @@ def cpu_flags() -> frozenset[str]:
 
 
 def cpu_has_bf16() -> bool:
-    """bf16 matmuls faster than fp32: AMX tiles. AVX512-BF16 alone is not enough: measured on a 2-core
-    Xeon with it (no AMX, torch 2.13 CPU), bf16 autocast made a MiniLM training step 1.8x slower
-    (1.28 vs 0.71 s, 16 x 128 tokens) and a SmolLM2 forward 1.65x slower (4.03 vs 2.42 s); on AVX2-only
-    CPUs it is hundreds of times slower."""
+    """bf16 matmuls faster than fp32: AMX tiles. AVX512-BF16 alone is not enough (bf16 autocast was
+    slower than fp32 for some model shapes and faster for others on such CPUs, docs/performance.md),
+    and on AVX2-only CPUs bf16 is far slower: fp32 keeps results the same across CPUs."""
     return "amx_bf16" in cpu_flags()
 
 

@@ -1,11 +1,11 @@
 """Dropout with its mask drawn fast on the CPU, for training.
 
-torch's CPU dropout draws one mt19937 number per element (`bernoulli_`): profiled on this 2-core
-AVX2 machine that was 12% of a SmolLM2 LoRA training step (the adapters' dropout on 120 inputs) and
-16% of a MiniLM full fine-tuning step (attention-probability and hidden dropout). This is the same
+torch's CPU dropout draws one mt19937 number per element (`bernoulli_`), a tenth or more of a small
+model's training step on a CPU (the adapters' dropout in LoRA; attention-probability and hidden
+dropout in full fine-tuning; docs/performance.md has the profile). This is the same
 dropout -- each element kept with probability 1-p, kept ones scaled by 1/(1-p) -- with the keep mask
 drawn from numpy's PCG64, 64 random bits at a time read as four 16-bit uniforms (p is resolved to
-1/65536): 4-7x faster per mask. GPUs, eval mode and p = 0 or 1 keep torch's own path.
+1/65536), several times faster per mask. GPUs, eval mode and p = 0 or 1 keep torch's own path.
 
 `use_fast_dropout(model)` swaps a model's `nn.Dropout` modules and, where its attention has dropout,
 its attention function (registered with transformers' AttentionInterface, the documented way to

@@ -1,6 +1,6 @@
 """Optional fast paths for the trained strategies: the attention implementation, `torch.compile` per
 decoder layer, and Liger's fused Triton kernels. Each is a strategy parameter, OFF by default (none
-has been measured with the suite on a GPU yet: issue 11), and each is one clear error before any
+has been measured with the suite on a GPU yet: docs/performance.md), and each is one clear error before any
 model loads when it is asked for and cannot run here."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Beyond one machine (issue 14): the launcher choice, a matrix on a local Ray cluster (the same run
+"""Beyond one machine: the launcher choice, a matrix on a local Ray cluster (the same run
 ids and accuracies as the local launcher, a killed worker, Ctrl-C), `bench tune --workers 2` on one
-study, and a two-worker study on a PostgreSQL server these tests start (tests/clusterkit.py)."""
+study, and a two-worker study on a PostgreSQL server these tests start (tests/cluster/clusterkit.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Launchers: where the runs of a matrix or a tuning study execute. One module per launcher and one
 line in LAUNCHERS; a Slurm one (submitit) would be a third module with the same two methods
-(see launchers/base.py and the README's "Running on a cluster")."""
+(see launchers/base.py and docs/cluster.md)."""
 
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def test_every_worker_drops_the_kernel_notice_whatever_imports_bitsandbytes_firs
     quiet_library_noise()
     notice_logger = logging.getLogger(four_bit.KERNEL_NOTICE_LOGGER)
     assert four_bit._not_the_kernel_notice in notice_logger.filters
-    # and in a fresh interpreter, peft first (checked failing without the worker's call, 2026-11-23)
+    # and in a fresh interpreter, peft first (the notice is printed without the worker's call)
     code = ("from bench.running.worker import quiet_library_noise; quiet_library_noise(); "
             "import peft, bitsandbytes")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,7 +1,7 @@
 """Mixed precision on a bf16-saved checkpoint (every real Llama 3 is one): whatever the checkpoint's
 dtype, everything that trains (full-ft's every weight, lora's and qlora's adapters and head) is fp32
 when training starts, and one AdamW step at a small learning rate changes every weight of the head
-(in bf16, an update below half a unit in the last place rounds away: issue 11).
+(in bf16, an update below half a unit in the last place rounds away).
 
 The test goes through each strategy's own `run` and stops it where `fit` would start (the name
 `strategies.shared.trained.fit` is swapped), so it checks what the strategies really hand to training."""

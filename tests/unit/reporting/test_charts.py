@@ -15,7 +15,7 @@ from bench.reporting.label_placement import text_extent
 from bench.reporting.report import render_report
 from tests.report_records import CHROMIUM, chromium, console_errors, ok_record, write_all
 
-# the default run's groups (README, 2026-11-22): lora and qlora sit on one trainable-parameter count,
+# the default run's groups: lora and qlora sit on one trainable-parameter count,
 # and "lora · smollm2" printed over "full-ft · minilm" with fixed offsets
 DEFAULT_RUN = [("feature-extract", "minilm", 0.963, 1_900, 20, 960), ("full-ft", "minilm", 0.950, 22_700_000, 40, 1800),
                ("lora", "smollm2", 0.938, 1_800_000, 82, 2500), ("qlora", "smollm2", 0.923, 1_800_000, 156, 1700),
