@@ -161,7 +161,7 @@ def test_a_diverging_loss_fails_the_run_and_no_nan_reaches_disk(tmp_path):
     from bench.engine.context import RunContext
     from bench.engine.tokens import Encoded
     from bench.engine.trackers import Tracker
-    from bench.engine.training import TrainParams, fit
+    from bench.engine.training import TrainParams, classifier_objective, fit
     from bench.running.worker import finish
 
     class Exploding(torch.nn.Module):  # a classifier whose logits overflow once trained one step
@@ -185,7 +185,8 @@ def test_a_diverging_loss_fails_the_run_and_no_nan_reaches_disk(tmp_path):
     enc = Encoded([[1, 2, 3]] * 8, torch.tensor([0, 1] * 4).numpy())
     ctx = RunContext(Data(), None, 0, "cpu", Tracker(quiet=True), precision="fp32")
     with pytest.raises(Diverged, match=r"loss became NaN at step 3 \(epoch 2\); lower lr"):
-        fit(Exploding(), enc, Encoded([], enc.labels[:0]), ctx, TrainParams(lr=1e-3, epochs=3, batch_size=4), 0)
+        p = TrainParams(lr=1e-3, epochs=3, batch_size=4)
+        fit(Exploding(), classifier_objective(enc, Encoded([], enc.labels[:0]), ctx, p, 0), ctx, p)
     with pytest.raises(ValueError):  # strict JSON: write_record refuses NaN
         write_record(tmp_path / "x.json", {"run_id": "x", "status": "ok", "loss": math.nan})
     rec = {"run_id": "x", "status": "ok", "error": None, "history": [{"train_loss": math.nan}]}

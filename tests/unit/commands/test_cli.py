@@ -56,9 +56,10 @@ def test_in_process_main_puts_back_the_signal_handlers_it_found_even_after_a_sto
     """A stop sets both signals to ignored (the cleanup runs once); called in-process, main must not
     leave them so: a later Ctrl-C in the same interpreter (the cluster tests) would go unheard."""
     from bench.commands import cli
+    from bench.core.errors import stop_on_signal
 
     def stopped_by_sigterm(args):
-        cli._stop(signal.SIGTERM, None)  # what the handler does when SIGTERM arrives
+        stop_on_signal(signal.SIGTERM, None)  # what the handler does when SIGTERM arrives
 
     monkeypatch.setitem(cli.COMMANDS, "list", stopped_by_sigterm)
     found = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
