@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run strategies, write one record per run, render the report")
     run.add_argument("--config", help="experiment file (YAML); flags override it")
-    run.add_argument("--strategies", help="comma-separated; default: all five")
+    run.add_argument("--strategies", help="comma-separated, or all (every registered "
+                     "strategy); default: those of the default run (`bench list`)")
     run.add_argument("--seeds", help="comma-separated, e.g. 0,1,2 (default 0)")
     run.add_argument("--train-sizes", help="a data-efficiency curve: every strategy at each training-set size, "
                      "rows per class (8,16,32,64) or fractions of the train split (0.1,0.5,1); validation and "
