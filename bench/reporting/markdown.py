@@ -54,7 +54,7 @@ def markdown_summary(records: Iterable["Record | dict"]) -> str:
         lines += [f"Is the difference real? {line}" for dataset in sorted(tied) for line in tied[dataset]]
     else:
         lines.append("No run finished ok, so there is nothing to tabulate.")
-    lines += left_out(records)
+    lines += warnings(counted) + left_out(records)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -156,6 +156,15 @@ def notes(table: pd.DataFrame, runs: pd.DataFrame) -> str:
     if runs["random_weights"].fillna(False).astype(bool).any():
         text.append("Runs on random weights (random:NAME) measure time and memory only; their accuracy is left out.")
     return " ".join(text)
+
+
+# ---------------------------------------------------------------- what a reader must know besides
+
+def warnings(records: list[Record]) -> list[str]:
+    """What the runs noticed (a collapse to one class, ...), as the report's warnings section has it."""
+    found = sorted(report_trust.warning_lines(records), key=lambda w: (w["run"], w["text"]))
+    return ["", "Warnings in the records:", ""] + [f"- {md_text(w['run'])}: {md_text(w['text'])}"
+                                                  for w in found] if found else []
 
 
 # ---------------------------------------------------------------- what is not in the table

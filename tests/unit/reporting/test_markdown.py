@@ -103,6 +103,15 @@ def test_text_from_records_cannot_break_the_table():
     assert md_text("a\nb *c* [d]") == "a b \\*c\\* \\[d\\]"
 
 
+def test_the_records_warnings_are_listed():
+    records = fixture_records()
+    records[1]["warnings"] = ["collapsed to one class: predicted '<b>' for 40 of 50 rows"]
+    text = markdown_summary(records)
+    assert "Warnings in the records:" in text and "warnings" not in markdown_summary(fixture_records()).lower()
+    assert ("- lora \\[smollm2\\] on bbc-news, seed 0: collapsed to one class: predicted '\\<b\\>' for 40 of "
+            "50 rows") in text
+
+
 def test_no_run_finished_ok():
     text = markdown_summary([not_finished_record("lora", 0, "failed", "boom")])
     assert "No run finished ok" in text and "lora seed 0: failed" in text and "|" not in text
