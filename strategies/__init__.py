@@ -40,6 +40,16 @@ def default_run() -> list[str]:
     return [name for name in REGISTRY if strategy_class(name).in_default_run]
 
 
+def strategy_names(names: list[str]) -> list[str]:
+    """The names an experiment asks for, each once, in the order given; `all` stands for every
+    registered strategy (plug-ins included), so an experiment that means "every strategy" keeps
+    meaning it when one is added."""
+    out: list[str] = []
+    for name in names:
+        out += list(REGISTRY) if name == "all" else [name]
+    return list(dict.fromkeys(out))
+
+
 def get_strategy(name: str):
     """An instance of the strategy called `name`, or one clear error listing the known ones."""
     return strategy_class(name)()

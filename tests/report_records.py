@@ -58,6 +58,30 @@ def ok_record(strategy, seed, accuracy, *, model="minilm", trainable, total, tra
     return rec
 
 
+def predicted_record(strategy, seed, truth, pred, *, labels=("a", "b", "c"), model="minilm", trainable=1_000,
+                     total=1_000_000, train_s=10.0, memory_mb=500.0, baseline=0.33):
+    """An ok record with real predictions on real row ids (the same rows for every strategy of a
+    seed), its metrics and bootstrap intervals computed from them, so the paired tests can run."""
+    from bench.core.metrics import classification_metrics
+    from bench.core.stats import bootstrap_intervals
+
+    labels = list(labels)
+    rec = ok_record(strategy, seed, 0.0, model=model, trainable=trainable, total=total, train_s=train_s,
+                    memory_mb=memory_mb, baseline=baseline)
+    truth, pred = [int(x) for x in truth], [int(x) for x in pred]
+    metrics = classification_metrics(truth, pred, labels)
+    metrics["ci"] = bootstrap_intervals(truth, pred, len(labels), seed=seed)
+    counts = {label: truth.count(i) for i, label in enumerate(labels)}
+    rec.update(metrics=metrics, truth=truth, predictions=pred)
+    rec["dataset"] = {"name": "bbc-news", "n_train": 30, "n_val": 30, "n_test": len(truth), "labels": labels,
+                      "split": {"mode": "per-class", "spec": "per-class:10,10,10", "seed": seed},
+                      "class_counts": {"train": counts, "val": counts, "test": counts},
+                      "split_ids": {"test": [f"{seed}-{i}" for i in range(len(truth))]}}
+    if baseline is not None:
+        rec["baseline"]["accuracy"] = baseline
+    return rec
+
+
 def not_finished_record(strategy, seed, status, error):
     rec = copy.deepcopy(BASE)
     rec.update(run_id=f"{strategy}-{seed}-{status}", strategy=strategy, seed=seed, status=status, error=error,

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run strategies, write one record per run, render the report")
     run.add_argument("--config", help="experiment file (YAML); flags override it")
-    run.add_argument("--strategies", help="comma-separated; default: all five")
+    run.add_argument("--strategies", help="comma-separated, or all (every registered "
+                     "strategy); default: those of the default run (`bench list`)")
     run.add_argument("--seeds", help="comma-separated, e.g. 0,1,2 (default 0)")
     run.add_argument("--train-sizes", help="a data-efficiency curve: every strategy at each training-set size, "
                      "rows per class (8,16,32,64) or fractions of the train split (0.1,0.5,1); validation and "
@@ -70,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("results", nargs="?", default=None, help="results folder (default results/)")
     rep.add_argument("--results-dir", dest="results_opt", metavar="DIR",
                      help="the same, as a flag (as `bench run` takes it)")
-    rep.add_argument("-o", "--output", default="reports/index.html",
-                     help="report path (default reports/index.html; the CSV goes beside it)")
+    rep.add_argument("--format", choices=["html", "md"], default="html",
+                     help="html: the full report (default); md: the result table as Markdown, for docs")
+    rep.add_argument("-o", "--output", help="report path (html: default reports/index.html, the CSV goes beside "
+                     "it; md: default the standard output)")
 
     tune = sub.add_parser("tune", help="Optuna search over one strategy's hyperparameters (validation split)")
     tune.add_argument("--strategy", required=True)
@@ -187,12 +190,31 @@ def cmd_report(args) -> int:
     from bench.reporting.report import render_report
 
     results = args.results or args.results_opt or "results"
+    if args.format == "md":
+        return markdown_to(results, args.output)
+    output = args.output or "reports/index.html"
     try:
-        path = render_report(results, args.output)
+        path = render_report(results, output)
     except OSError as exc:
-        raise BenchError(f"cannot write the report {args.output} ({exc.strerror or exc}); pass -o with a "
+        raise BenchError(f"cannot write the report {output} ({exc.strerror or exc}); pass -o with a "
                          "writable path") from None
     print(f"report: {path} (and {Path(path).with_suffix('.csv')})")
+    return 0
+
+
+def markdown_to(results: str, output: str | None) -> int:
+    from bench.reporting.markdown import markdown_report
+
+    text = markdown_report(results)
+    if not output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BenchError(f"cannot write {output} ({exc.strerror or exc}); pass -o with a writable path") from None
+    print(f"report: {output}")
     return 0
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from bench.core import cpuinfo
 from bench.engine.trackers import cpu_threads
 
+RECORDS_IN_TREE = "experiments/records"  # where the repository keeps the records its docs publish
+
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets", "scikit-learn",
             "optuna", "numpy")
 
@@ -36,8 +38,11 @@ def git_commit() -> str | None:
             return None
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        # committed run records are data, not code: an experiment re-run into experiments/records/
+        # replaces them as it goes, which must not mark its own later runs +dirty
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                f":(exclude){RECORDS_IN_TREE}"], cwd=root, capture_output=True, text=True,
+                               timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None

@@ -66,7 +66,7 @@ def check_dataset(exp: Experiment, split: SplitSpec, options: DatasetOptions, si
 
 
 def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
-    from strategies import get_strategy
+    from strategies import get_strategy, strategy_names
 
     if not exp.strategies:
         raise BenchError("no strategies chosen; pass --strategies, e.g. --strategies lora,feature-extract")
@@ -74,7 +74,7 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
         raise BenchError("no seeds chosen; pass --seeds, e.g. --seeds 0,1,2")
     if exp.precision not in ("auto", "bf16", "fp32"):
         raise BenchError(f"--precision {exp.precision!r}: use auto, bf16 or fp32")
-    strategies = [get_strategy(name) for name in dict.fromkeys(exp.strategies)]
+    strategies = [get_strategy(name) for name in strategy_names(exp.strategies)]
     unknown = sorted(set(exp.models) | set(exp.params) - {"*"} - {s.name for s in strategies})
     unknown = [u for u in unknown if u not in {s.name for s in strategies}]
     if unknown:
