@@ -23,6 +23,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from bench.reporting import charts, details, report_trust, summary, summary_tuning
+from bench.reporting.comparison_view import comparison_views
 from bench.reporting.comparisons import comparison_blocks
 from bench.reporting.formats import missing, fmt_mean_std, fmt_score, fmt_count, fmt_seconds, fmt_mb, fmt_rate, fmt_params, sort_value
 from bench.core.errors import BenchError
@@ -77,6 +78,7 @@ def report_context(results_dir: Path, records: list[Record], runs: pd.DataFrame,
         "runs": guarded(runs_section, records, runs, record_links(results_dir, out_dir)),
         "environment": guarded(details.environment_values, records),
         "tuning": guarded(tuning_section, runs),
+        "comparison": guarded(comparison_views, runs),
     }
 
 
