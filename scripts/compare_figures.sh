@@ -61,12 +61,13 @@ step_time() {
 
 kill_when() {  # start the comparison, kill -9 the parent alone once `$1` (a shell test) holds
   local dir="$1" ready="$2"
-  bench compare --strategies "${KILL_STRATEGIES:-feature-extract,full-ft}" --budget "${KILL_BUDGET:-trials:4}" \
-    --seeds 0,1 $EXTRA --results-dir "$dir" --no-report -q > "$dir.log" 2>&1 &
+  # python itself in the background (not the `bench` function, whose subshell would be what $! names)
+  "$PY" -m bench.commands.cli compare --strategies "${KILL_STRATEGIES:-feature-extract,full-ft}" \
+    --budget "${KILL_BUDGET:-trials:4}" --seeds 0,1 $EXTRA --results-dir "$dir" --no-report -q > "$dir.log" 2>&1 &
   local pid=$!
   until eval "$ready"; do
     kill -0 "$pid" 2>/dev/null || { echo "  it finished before the kill point"; return; }
-    sleep 1
+      sleep 0.5
   done
   kill -9 "$pid"; wait "$pid" 2>/dev/null || true
   sleep 2  # the worker follows its parent (PR_SET_PDEATHSIG)
@@ -97,7 +98,8 @@ step_kill() {
     --seeds 0,1 $EXTRA --results-dir "$dir" -o "$dir/index.html" -q | tee "$dir.rerun.log"
   echo "after:"; trials_in "$dir"; records_in "$dir"
   echo "test runs skipped by the last rerun (done before the kill): $(grep -c 'skipped (an ok record exists' "$dir.rerun.log" || true)"
-  echo "(the killed trial is FAIL and used no budget; each study has its budget of counted trials, numbered on)"
+  echo "(a trial killed mid-run is FAIL and uses no budget; one whose run had finished is told from its record;"
+  echo " each study has its budget of counted trials, numbered on)"
 }
 
 step_screenshot() {

@@ -56,7 +56,7 @@ def newest(group: pd.DataFrame) -> pd.Series:
 
 def comparison_view(name: str, group: pd.DataFrame, headline: dict[str, str]) -> dict[str, Any]:
     latest = newest(group)
-    budget = budgets.parse_budget(str(latest["cmp_budget"]))
+    budget = read_budget(latest["cmp_budget"])
     prefer = str(latest["cmp_prefer"]) if latest["cmp_prefer"] in PREFER_COSTS else "train-time"
     dataset = str(latest["dataset"])
     metric = headline.get(dataset, "accuracy")
@@ -86,6 +86,28 @@ def comparison_view(name: str, group: pd.DataFrame, headline: dict[str, str]) ->
     view["ranking_line"] = ranking_line(ranks)
     view["chart"] = curves_chart(rows, name)
     return view
+
+
+class UnreadBudget(budgets.Budget):
+    """A record's budget this version cannot read: shown as written, its use as counted."""
+
+    def text(self) -> str:
+        return self.kind
+
+    def words(self) -> str:
+        return f"budget {self.kind!r}"
+
+    def use_words(self, n_used: int, seconds_used: float) -> str:
+        return f"{n_used} trials ({budgets.fmt_duration(seconds_used)} of trial time)"
+
+
+def read_budget(text) -> budgets.Budget:
+    from bench.core.errors import BenchError
+
+    try:
+        return budgets.parse_budget(str(text))
+    except BenchError:
+        return UnreadBudget(str(text), math.nan)
 
 
 def current_tuned(runs: pd.DataFrame) -> pd.DataFrame:

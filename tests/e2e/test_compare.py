@@ -1,6 +1,6 @@
 """`bench compare` end to end through the CLI with the shipped models on a small split of the
-embedded BBC News: feature-extract (MiniLM) and zero-shot (SmolLM2), two trials each, then their
-defaults and best parameters on the test split. Slow (a couple of minutes)."""
+embedded BBC News: feature-extract and bitfit (MiniLM), two trials each, then their defaults and
+best parameters on the test split. Slow (a couple of minutes)."""
 
 import pytest
 
@@ -10,10 +10,10 @@ from tests.conftest import run_bench
 pytestmark = pytest.mark.slow
 
 
-def test_compare_feature_extract_and_zero_shot(tmp_path):
+def test_compare_feature_extract_and_bitfit(tmp_path):
     results = tmp_path / "r"
-    args = ["compare", "--strategies", "feature-extract,zero-shot", "--budget", "trials:2", "--seeds", "0",
-            "--per-class", "12,4,8", "--param", "zero-shot.max_length=96", "--results-dir", str(results),
+    args = ["compare", "--strategies", "feature-extract,bitfit", "--budget", "trials:2", "--seeds", "0",
+            "--per-class", "8,4,8", "--param", "bitfit.max_length=64", "--results-dir", str(results),
             "-o", str(tmp_path / "index.html")]
     out = run_bench(*args)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

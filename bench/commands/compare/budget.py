@@ -8,6 +8,8 @@ storage continues where the study stands instead of starting the budget over.
 - A trial running in another process holds its slot. When only such trials stand between the study
   and its budget, the loop waits for them: for their end, or, for one left by a killed process, for
   Optuna to fail it as stale (no heartbeat for study_storage.GRACE_S), which gives its slot back.
+- A trial left RUNNING whose run did finish (its parent was killed between the record and telling
+  Optuna) is told from its record before anything is failed as stale: its result is not lost.
 - A study whose last trials all ended without a result (failed, or refused by the strategy's own
   check) stops after MAX_WITHOUT_RESULT of them: its budget would otherwise go to repeating an error.
 """
@@ -50,8 +52,9 @@ def study_usage(study) -> tuple[int, float]:
 class StudyBudget:
     """take()/close() for tune.run_loops, over one study and its budget."""
 
-    def __init__(self, study, budget: Budget, results: list, say=print):
+    def __init__(self, study, budget: Budget, results: list, say=print, storage=None, results_dir=None):
         self.study, self.budget, self.results, self.say = study, budget, results, say
+        self.storage, self.results_dir = storage, results_dir  # to tell finished runs' trials (adopt_finished)
         self.taken = 0  # trials this process took a slot for; finished ones are in `results`
         self.closed = False
         self.stopped_why: str | None = None
@@ -86,6 +89,8 @@ class StudyBudget:
         "wait" for trials running in another process."""
         from optuna.trial import TrialState
 
+        if self.storage is not None and self.results_dir is not None:
+            adopt_finished(self.study, self.storage, self.results_dir, self.say)
         self._fail_stale()
         trials = self.study.get_trials(deepcopy=False)
         finished = [t for t in trials if t.state.is_finished()]
@@ -117,3 +122,39 @@ class StudyBudget:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             optuna.storages.fail_stale_trials(self.study)
+
+
+def adopt_finished(study, storage, results_dir, say=print) -> int:
+    """Tell every RUNNING trial whose run's record is final (ok, pruned, failed, oom) what the record
+    says, as its own process would have; how many were told. A process still alive that tells it too
+    finds it told (tune's tell skips finished trials) with the same values."""
+    from optuna.trial import TrialState
+
+    from bench.commands.tune import OBJECTIVES, PRIMARY
+    from bench.core.records import read_record, record_path
+    from bench.running.study_storage import trial_id_of
+
+    told = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        run_id = trial.user_attrs.get("run_id")
+        rec = read_record(record_path(results_dir, run_id)) if run_id else None
+        if rec is None or rec.status not in budgets.COUNTED:
+            continue
+        value = OBJECTIVES[PRIMARY][1](rec) if rec.status == "ok" and rec.metrics is not None else None
+        trial_id = trial_id_of(storage, study.study_name, trial.number)
+        try:
+            storage.set_trial_user_attr(trial_id, "record_status", rec.status)
+            spent = rec.cost.spent_seconds() if rec.cost is not None else None
+            storage.set_trial_user_attr(trial_id, "spent_s", round(float(spent or 0.0), 3))
+            storage.set_trial_user_attr(trial_id, "spent_basis", "record")
+        except Exception:  # noqa: BLE001 - told meanwhile by its own process: nothing to adopt
+            continue
+        if value is not None:
+            study.tell(trial.number, float(value), skip_if_finished=True)
+        else:
+            study.tell(trial.number, state=TrialState.PRUNED if rec.status == "pruned" else TrialState.FAIL,
+                       skip_if_finished=True)
+        told += 1
+        say(f"  trial {trial.number} of study '{study.study_name}': its run finished ({rec.status}) but its process "
+            "stopped before telling Optuna; told from its record", flush=True)
+    return told

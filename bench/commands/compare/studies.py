@@ -112,7 +112,7 @@ def tune_strategy(t: Tuning, strategy_name: str, say=print) -> StudyOutcome:
         f"used so far (validation balanced accuracy, pruner {t.pruner}"
         + (f", {t.workers} workers" if t.workers > 1 else "") + ")", flush=True)
     results: list = []
-    budget = StudyBudget(study, t.protocol.budget, results, say=say)
+    budget = StudyBudget(study, t.protocol.budget, results, say=say, storage=t.storage, results_dir=t.exp.results_dir)
     run_loops(search, budget, results)
     return outcome_of(strategy, study, budget.stopped_why)
 

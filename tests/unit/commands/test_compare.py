@@ -248,6 +248,30 @@ def test_a_trial_running_elsewhere_holds_its_slot_until_it_ends_or_goes_stale(mo
     assert StudyBudget(study, Budget("trials", 3), []).take()  # a slot beyond the running trial: no wait
 
 
+def test_a_finished_run_whose_process_died_before_telling_is_told_from_its_record(tmp_path, tiny_bert):
+    """kill -9 between the worker's record and the tell: the trial is RUNNING, its run is done."""
+    from bench.running.config import RunSpec
+
+    study = study_with((TrialState.COMPLETE, "ok", 1.0))
+    orphan, pruned = study.ask(), study.ask()
+    for trial, status in ((orphan, "ok"), (pruned, "pruned")):
+        spec = RunSpec("feature-extract", str(tiny_bert), "bbc-news", {}, [6, 2, 4], "pool", 0, {}, "cpu",
+                       eval_split="val", study={"name": study.study_name, "trial": trial.number})
+        rec = base_record(spec, status)
+        rec.metrics = Metrics(accuracy=0.75, balanced_accuracy=0.7) if status == "ok" else None
+        rec.cost = Cost(time_s={"total": 6.0})
+        write_record(record_path(tmp_path, spec.run_id), rec)
+        trial.set_user_attr("run_id", spec.run_id)
+    said = []
+    budget = StudyBudget(study, Budget("trials", 3), [], say=lambda *a, **k: said.append(a[0]),
+                         storage=study._storage, results_dir=tmp_path)
+    assert not budget.take()  # both told from their records: three trials used, none waited for
+    told = {t.number: (t.state, t.value, t.user_attrs.get("record_status")) for t in study.trials}
+    assert told[orphan.number] == (TrialState.COMPLETE, 0.7, "ok")
+    assert told[pruned.number] == (TrialState.PRUNED, None, "pruned")
+    assert study_usage(study) == (3, 13.0) and len(said) == 2
+
+
 def test_a_study_whose_trials_keep_failing_stops(capsys):
     study = study_with(*[(TrialState.FAIL, "failed", 0.5)] * 5)
     budget = StudyBudget(study, Budget("time", 3600), [])

@@ -151,3 +151,12 @@ def test_p_best_by_bootstrap_over_seeds_then_rows():
     assert again == chances  # seeded: the same report every time
     with pytest.raises(ValueError):
         p_best(truth, {"strong": strong[:2]}, "accuracy", 3)
+
+
+def test_a_budget_this_version_cannot_read_is_shown_as_written():
+    records = records_for(UNCHANGED)
+    for rec in records:
+        rec["comparison"]["budget"] = "epochs:40"
+    view = view_of(records)
+    assert view["budget"] == "epochs:40" and view["answer"].startswith("Tuned with budget 'epochs:40' each")
+    assert rows_by_strategy(view)["alpha"]["budget_used"] == "4 trials (1 min 20 s of trial time)"
