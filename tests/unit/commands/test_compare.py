@@ -405,9 +405,13 @@ def test_a_killed_comparison_resumes(tmp_path):
         return {r.run_id: r.finished_at for r in comparison_records(results)
                 if r.comparison.role == "test" and r.status == "ok"}
 
+    def unrecorded_running() -> list[int]:  # trials mid-run: RUNNING, no record of their run yet
+        recorded = {r.study.trial for r in comparison_records(results) if r.study is not None}
+        return [n for n, state in db_trials() if state == "RUNNING" and n not in recorded]
+
     run_until(lambda: len([r for r in comparison_records(results) if r.comparison.role == "trial"]) >= 1
-              and any(state == "RUNNING" for _, state in db_trials()))
-    killed = [n for n, state in db_trials() if state == "RUNNING"]
+              and unrecorded_running())
+    killed = unrecorded_running()
     assert len(killed) == 1
     with sqlite3.connect(results / "optuna.db") as db:  # as if GRACE_S had passed since its last heartbeat
         db.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-1 hour')")
