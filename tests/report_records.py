@@ -154,3 +154,37 @@ def chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProc
 def console_errors(stderr: str) -> list[str]:
     """Lines where Chromium logged a console message or an uncaught exception from the page."""
     return [line for line in stderr.splitlines() if "CONSOLE(" in line or "Uncaught" in line]
+
+
+def comparison_run(strategy, seed, variant, right, *, n=60, best_trial=None, train_s=30.0, memory_mb=900,
+                   trainable=1000, name="cmp-test", budget="trials:4", prefer="train-time", finished="01:00"):
+    """A `bench compare` test run: `right` of its `n` test rows (the first ones) predicted right, on
+    the same rows for every strategy and variant of a seed, so every pair is compared."""
+    truth = [i % 3 for i in range(n)]
+    rec = ok_record(strategy, seed, right / n, trainable=trainable, total=100_000, train_s=train_s,
+                    memory_mb=memory_mb)
+    rec.update(run_id=f"{name}-{strategy}-{variant}-{best_trial}-{seed}", truth=truth,
+               predictions=[t if i < right else (t + 1) % 3 for i, t in enumerate(truth)],
+               finished_at=f"2026-01-01T{finished}:00Z",
+               params={"lr": 1e-3 if variant == "tuned" else 1e-4, "epochs": 2},
+               comparison={"name": name, "budget": budget, "role": "test", "variant": variant, "prefer": prefer,
+                           "study": f"{name}-{strategy}", "best_trial": best_trial})
+    rec["metrics"]["balanced_accuracy"] = right / n
+    rec["dataset"] = {**rec["dataset"], "n_test": n, "split_ids": {"test": [f"s{seed}-{i}" for i in range(n)]},
+                      "class_counts": {"test": {label: n // 3 for label in LABELS}}}
+    return rec
+
+
+def comparison_trial(strategy, number, state, value, *, spent=20.0, name="cmp-test", budget="trials:4"):
+    """A trial of a comparison's study: ok with its validation figure, pruned, failed or cancelled."""
+    rec = ok_record(strategy, 0, 0.5, trainable=1000, total=100_000, train_s=spent - 3.5, memory_mb=900)
+    rec.update(run_id=f"{name}-{strategy}-trial-{number}", eval_split="val", params={"lr": 10.0 ** -(number + 2)},
+               study={"name": f"{name}-{strategy}", "trial": number, "objective": "balanced_accuracy"},
+               comparison={"name": name, "budget": budget, "role": "trial", "prefer": "train-time",
+                           "study": f"{name}-{strategy}", "holdout_seeds": [0, 1]})
+    if state == "COMPLETE":
+        rec["metrics"]["balanced_accuracy"] = value
+    else:
+        rec.update(status={"PRUNED": "pruned", "FAIL": "failed", "CANCELLED": "cancelled"}[state], metrics=None,
+                   error="stopped")
+    return rec

@@ -1,4 +1,4 @@
-"""The `bench` command: run, report, tune, list."""
+"""The `bench` command: run, report, tune, compare, list, perf."""
 
 from __future__ import annotations
 
@@ -7,35 +7,13 @@ import signal
 import sys
 from pathlib import Path
 
+from bench.commands.flags import (add_config_flag, add_data_flags, add_report_flags, add_matrix_flags,
+                                  add_storage_flag, add_study_flags)
 from bench.commands.launching import add_launcher_flags, check_launcher_flags, launcher_from_args
+from bench.commands.rendering import render_after_runs
 from bench.core.errors import BenchError, stop_on_signal
 from bench.core.plugins import load_plugins
 from bench.core.secrets import mask_secrets
-
-
-def _add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="bbc-news (default), ag_news, csv:PATH, jsonl:PATH, parquet:PATH, hf:NAME")
-    p.add_argument("--text-col", help="text column(s), comma-separated; several are joined line by line")
-    p.add_argument("--label-col", help="label column")
-    p.add_argument("--data-opt", action="append", default=[], metavar="NAME=VALUE",
-                   help="an option of the dataset's own (repeatable), e.g. --data-opt dir=DIR for ag_news's local "
-                   "CSV folder; `bench list` names each dataset's options")
-    p.add_argument("--split", help="per-class:TRAIN,VAL,TEST (rows per class; the default), stratified:0.8,0.1,0.1 "
-                   "(fractions of all rows, class shares kept) or official (the dataset's own splits)")
-    p.add_argument("--per-class", help="TRAIN,VAL,TEST rows sampled per class, e.g. 2000,500,500 "
-                   "(the same as --split per-class:...)")
-    p.add_argument("--max-rows", type=int, help="cap the pool at N rows, class shares kept (stratified, official)")
-    p.add_argument("--split-col", help="a file's column that names each row's split (train/validation/test), "
-                   "for --split official")
-    p.add_argument("--test-from", choices=["pool", "official"], help="sample test rows from the pool "
-                   "(default) or from the dataset's own test split")
-    p.add_argument("--model", help="one model for every strategy: an alias (minilm, smollm2), a Hub id or a path")
-    p.add_argument("--param", action="append", default=[], metavar="STRATEGY.NAME=VALUE",
-                   help="override a hyperparameter, e.g. --param lora.lr=1e-4 (repeatable)")
-    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 where the device does it natively")
-    p.add_argument("--results-dir", help="where run records go (default results/)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -51,20 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="run strategies, write one record per run, render the report")
-    run.add_argument("--config", help="experiment file (YAML); flags override it")
-    run.add_argument("--strategies", help="comma-separated, or all (every registered "
-                     "strategy); default: those of the default run (`bench list`)")
-    run.add_argument("--seeds", help="comma-separated, e.g. 0,1,2 (default 0)")
+    add_config_flag(run)
+    add_matrix_flags(run)
     run.add_argument("--train-sizes", help="a data-efficiency curve: every strategy at each training-set size, "
                      "rows per class (8,16,32,64) or fractions of the train split (0.1,0.5,1); validation and "
                      "test rows stay the same")
-    _add_data_flags(run)
+    add_data_flags(run)
     run.add_argument("--params-from", metavar="STUDY", help="use the best parameters of an Optuna study "
                      "(from `bench tune`) for its strategy")
-    run.add_argument("--storage", help="Optuna storage URL for --params-from (default: the results folder's SQLite)")
-    run.add_argument("--force", action="store_true", help="rerun runs whose ok record exists")
-    run.add_argument("--no-report", action="store_true", help="do not render reports/index.html at the end")
-    run.add_argument("-o", "--output", default="reports/index.html", help="report path")
+    add_storage_flag(run, "Optuna storage URL for --params-from (default: the results folder's SQLite)")
+    add_report_flags(run)
     add_launcher_flags(run)
 
     rep = sub.add_parser("report", help="render the HTML comparison report from stored records")
@@ -81,17 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--trials", type=int, default=20, help="trials to add in this invocation; a resumed "
                       "study keeps its earlier trials and numbering (default 20)")
     tune.add_argument("--timeout", type=float, help="seconds; stop starting new trials after this")
-    tune.add_argument("--storage", help="Optuna storage URL (default sqlite:///RESULTS_DIR/optuna.db)")
     tune.add_argument("--study-name", help="default: STRATEGY-DATASET-MODEL (-OBJECTIVE2 added for two objectives)")
-    tune.add_argument("--seed", type=int, default=0, help="data split and training seed of every trial")
     tune.add_argument("--objectives", default="balanced_accuracy",
                       help="balanced_accuracy, optionally a second: balanced_accuracy,train_time or ,peak_memory")
-    tune.add_argument("--pruner", choices=["median", "none"], default="median")
-    tune.add_argument("--config", help="experiment file (YAML) for data/model defaults")
-    tune.add_argument("--workers", type=int, default=1, help="trial loops at once against the study (default 1); "
-                      "with --launcher ray their runs spread over the cluster")
-    _add_data_flags(tune)
+    add_study_flags(tune)
+    add_config_flag(tune, "experiment file (YAML) for data/model defaults")
+    add_data_flags(tune)
     add_launcher_flags(tune)
+
+    from bench.commands.compare import HELP as compare_help, add_arguments as add_compare_arguments
+
+    compare = sub.add_parser("compare", help=compare_help.splitlines()[0], description=compare_help,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_compare_arguments(compare)
 
     sub.add_parser("list", help="strategies, datasets and models, and whether each is available here")
 
@@ -166,24 +142,11 @@ def cmd_run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
     if not args.no_report:
-        _render(exp.results_dir, args.output)
+        render_after_runs(exp.results_dir, args.output)
     if stopped:
         return 128 + stopped  # 130 after SIGINT (Ctrl-C), 143 after SIGTERM
     bad = [o for o in outcomes if o.status not in ("ok", "skipped")]
     return 1 if bad or code else 0
-
-
-def _render(results_dir: str, output: str) -> None:
-    from bench.reporting.report import render_report
-
-    try:
-        path = render_report(results_dir, output)
-        print(f"report: {path}")
-    except BenchError as exc:
-        print(f"report not written: {mask_secrets(str(exc))}", file=sys.stderr)
-    except OSError as exc:
-        print(f"report not written: cannot write {output} ({exc.strerror or exc}); pass -o with a writable path",
-              file=sys.stderr)
 
 
 def cmd_report(args) -> int:
@@ -225,6 +188,13 @@ def cmd_tune(args) -> int:
     return run_tune(args, experiment_from_args(args))
 
 
+def cmd_compare(args) -> int:
+    from bench.commands.compare import run_compare
+
+    check_launcher_flags(args)
+    return run_compare(args, experiment_from_args(args))
+
+
 def cmd_perf(args) -> int:
     from bench.commands.perf import main as perf_main
 
@@ -264,7 +234,8 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "tune": cmd_tune, "list": cmd_list, "perf": cmd_perf}
+COMMANDS = {"run": cmd_run, "report": cmd_report, "tune": cmd_tune, "compare": cmd_compare, "list": cmd_list,
+            "perf": cmd_perf}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ are upgraded on reading.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
@@ -42,6 +43,12 @@ def _block_type(hint: Any) -> type | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def _fields_of(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
+    """A block's field types and declared names, worked out once per class (a report reads thousands)."""
+    return typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls) if f.name != "extra")
+
+
 @dataclass
 class Block:
     """A dict-backed dataclass: declared keys typed, the rest kept in `extra`."""
@@ -56,8 +63,7 @@ class Block:
 
     @classmethod
     def _read(cls, data: dict[str, Any], where: str, odd: list[str] | None):
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls) if f.name != "extra"}
+        hints, known = _fields_of(cls)
         values: dict[str, Any] = {}
         for name in known & data.keys():
             value, hint = data[name], hints[name]
@@ -158,6 +164,15 @@ class Cost(Block):
         value = getattr(self, key)
         return (float(value) if finite(value) else None), key
 
+    def spent_seconds(self) -> float | None:
+        """What the run spent by its own clock: the whole tracked time ("total": load, prepare, train,
+        eval and any phase of its own), else the sum of the phases it states; None when it states none."""
+        total = self.time_s.get("total")
+        if finite(total):
+            return float(total)
+        phases = [float(v) for v in self.time_s.values() if finite(v)]
+        return sum(phases) if phases else None
+
     def train_seconds(self) -> float | None:
         """The "train" phase plus, for feature-extract, the "embed" phase (the frozen backbone's pass
         over the training and validation data, zero when cached)."""
@@ -178,6 +193,22 @@ class StudyInfo(Block):
 
 
 @dataclass
+class ComparisonInfo(Block):
+    """Which `bench compare` protocol a run belongs to: its trials (role "trial", on the validation
+    split) and its test runs (role "test") of each strategy's best parameters (variant "tuned") and
+    of its defaults (variant "default"), so no reader mixes the two without saying so."""
+
+    name: str | None = None  # the comparison's id, derived from the experiment (or --name)
+    budget: str | None = None  # "trials:N" or "time:SECONDSs", the same for every strategy's study
+    role: str | None = None  # "trial" | "test"
+    variant: str | None = None  # test runs: "tuned" | "default"
+    prefer: str | None = None  # the cost the report's answer breaks ties by: train-time | memory | params
+    study: str | None = None  # the strategy's study in the Optuna storage
+    best_trial: int | None = None  # tuned test runs: the trial whose parameters they run
+    holdout_seeds: list | None = None  # seeds whose test rows no trial ever had
+
+
+@dataclass
 class Record(Block):
     run_id: str = ""
     status: str = "failed"
@@ -187,6 +218,7 @@ class Record(Block):
     seed: int | None = None
     eval_split: str = "test"
     study: StudyInfo | None = None
+    comparison: ComparisonInfo | None = None
     model: ModelInfo = field(default_factory=ModelInfo)
     dataset: DatasetInfo = field(default_factory=DatasetInfo)
     params: dict[str, Any] = field(default_factory=dict)
@@ -241,7 +273,7 @@ class Record(Block):
         out = super().to_dict()
         for name in self.NOT_WRITTEN:
             out.pop(name, None)
-        for name in ("predictions", "truth", "traceback"):  # absent rather than null, as before
+        for name in ("predictions", "truth", "traceback", "comparison"):  # absent rather than null, as before
             if out.get(name) is None:
                 out.pop(name)
         return out

@@ -142,7 +142,7 @@ def paired_difference(truth: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
         return _mean_difference(t, a, b, group_ids, fn, n_classes)
 
     result = {"difference": float(difference(truth, pred_a, pred_b)),
-              "ci": _stratified_interval(group_ids, truth, pred_a, pred_b, fn, n_classes, seed, n_resamples)}
+              "ci": _stratified_interval(group_ids, truth, pred_a, pred_b, metric, n_classes, seed, n_resamples)}
     if test:
         def statistic(a, b, axis=-1):
             return difference(truth, np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1))
@@ -165,25 +165,86 @@ def _mean_difference(t, a, b, group_ids, fn, n_classes):
                     for g in group_ids], axis=0)
 
 
-def _diff_at(idx, axis, truth, pred_a, pred_b, fn, n_classes):
-    idx = np.moveaxis(np.asarray(idx), axis, -1)
-    return fn(truth[idx], pred_a[idx], n_classes) - fn(truth[idx], pred_b[idx], n_classes)
-
-
-def _stratified_interval(group_ids, truth, pred_a, pred_b, fn, n_classes, seed, n_resamples) -> list[float]:
-    """Percentile interval of the mean per-seed difference: rows resampled within each seed (scipy's
-    bootstrap distribution per seed, independent draws), the i-th draws of every seed averaged."""
-    from scipy.stats import bootstrap
-
+def _stratified_interval(group_ids, truth, pred_a, pred_b, metric, n_classes, seed, n_resamples) -> list[float]:
+    """Percentile interval of the mean per-seed difference: rows resampled within each seed (the
+    draws scipy.stats.bootstrap makes with that seed, independent per seed), the i-th draws of every
+    seed averaged."""
     draws = []
     for g in group_ids:
-        res = bootstrap((g,), lambda idx, axis=-1: _diff_at(idx, axis, truth, pred_a, pred_b, fn, n_classes),
-                        vectorized=True, n_resamples=n_resamples, method="percentile",
-                        rng=np.random.default_rng(seed + len(draws)))
-        draws.append(res.bootstrap_distribution)
+        counts = resample_counts(seed + len(draws), len(g), n_resamples)
+        draws.append(metric_draws(counts, truth[g], pred_a[g], metric, n_classes)
+                     - metric_draws(counts, truth[g], pred_b[g], metric, n_classes))
     mean = np.mean(draws, axis=0)
     tail = (1 - CONFIDENCE) / 2 * 100
     return [float(np.percentile(mean, tail)), float(np.percentile(mean, 100 - tail))]
+
+
+# ---------------------------------------------------------------- bootstrap draws as counts
+
+COUNTS_CACHE_BYTES = 256 * 2**20  # the draws kept for reuse; past this the oldest go
+
+
+class _CountsCache:
+    """Resample counts by (seed, rows, resamples), least recently used dropped past a byte budget:
+    every pair of strategies on one seed's test rows resamples the same rows with the same seed, so
+    the draws (the bulk of a bootstrap's work) are made once per seed, not once per pair."""
+
+    def __init__(self, budget: int):
+        from collections import OrderedDict
+
+        self.budget, self.size, self.items = budget, 0, OrderedDict()
+
+    def get(self, key, make):
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = make()
+        self.items[key] = value
+        self.size += value.nbytes
+        while self.size > self.budget and len(self.items) > 1:
+            _, old = self.items.popitem(last=False)
+            self.size -= old.nbytes
+        return value
+
+
+_COUNTS = _CountsCache(COUNTS_CACHE_BYTES)
+
+
+def resample_counts(seed: int, n: int, n_resamples: int = N_RESAMPLES) -> np.ndarray:
+    """(n_resamples, n): how often each row is drawn in each resample. The draws are those of
+    scipy.stats.bootstrap with `np.random.default_rng(seed)` (rows with replacement, all resamples
+    in one batch), so every figure equals what scipy's bootstrap gives; read-only, shared."""
+    def make() -> np.ndarray:
+        idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n), dtype=np.int64)
+        flat = (idx + (np.arange(n_resamples, dtype=np.int64) * n)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n)
+        counts = counts.astype(np.uint8 if counts.max(initial=0) < 256 else np.uint32)
+        counts.flags.writeable = False
+        return counts
+
+    return _COUNTS.get((int(seed), int(n), int(n_resamples)), make)
+
+
+def metric_draws(counts: np.ndarray, truth: np.ndarray, pred: np.ndarray, metric: str,
+                 n_classes: int) -> np.ndarray:
+    """The metric on every resample that `counts` describes, as the functions above compute it on
+    the resampled rows: each figure is a sum of per-row indicators, so a count-weighted sum gives it."""
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    weights = counts.astype(np.float64)
+    if metric == "accuracy":
+        return weights @ (truth == pred).astype(np.float64) / len(truth)
+    classes = np.arange(n_classes)
+    is_true = truth[:, None] == classes  # (rows, classes)
+    is_pred = pred[:, None] == classes
+    hits = weights @ (is_true & is_pred).astype(np.float64)  # (resamples, classes)
+    support = weights @ is_true.astype(np.float64)
+    if metric == "balanced_accuracy":
+        recall = np.where(support > 0, hits / np.maximum(support, 1), 0.0)
+        return recall.sum(axis=1) / np.maximum((support > 0).sum(axis=1), 1)
+    if metric == "macro_f1":
+        denominator = support + weights @ is_pred.astype(np.float64)
+        return np.where(denominator > 0, 2 * hits / np.maximum(denominator, 1), 0.0).sum(axis=1) / n_classes
+    raise ValueError(f"unknown metric {metric!r}")
 
 
 def paired_t_over_seeds(a: Sequence[float], b: Sequence[float]) -> float | None:
@@ -205,3 +266,31 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     if not pvalues:
         return []
     return [float(p) for p in multipletests(list(pvalues), alpha=ALPHA, method="holm")[1]]
+
+
+# ---------------------------------------------------------------- which strategy is best
+
+def p_best(truth: Sequence[np.ndarray], preds: dict[str, Sequence[np.ndarray]], metric: str, n_classes: int,
+           n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict[str, float]:
+    """The probability that each strategy is the best, by a two-stage bootstrap: the seeds drawn
+    with replacement, then within each drawn seed its test rows with replacement (the same rows for
+    every strategy: they are paired); each resample's best is the highest mean of the metric over
+    its drawn seeds, a tie shared. `truth[i]` and `preds[name][i]` are seed i's rows.
+
+    A seed's row resamples are the draws `resample_counts(seed index, rows)` makes (those of the
+    significance tests, reused); each drawn seed of each resample takes one of them at random."""
+    names = list(preds)
+    n_seeds = len(truth)
+    if not names or n_seeds == 0 or any(len(preds[k]) != n_seeds for k in names):
+        raise ValueError("p_best needs every strategy's predictions on every seed")
+    # (strategies, seeds, resamples): the metric on each row resample of each seed
+    draws = np.stack([np.stack([metric_draws(resample_counts(i, len(truth[i]), n_resamples), truth[i], preds[k][i],
+                                             metric, n_classes) for i in range(n_seeds)]) for k in names])
+    rng = np.random.default_rng(seed)
+    seed_idx = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    row_idx = rng.integers(0, n_resamples, size=(n_resamples, n_seeds))
+    values = draws[:, seed_idx, row_idx].mean(axis=2)  # (strategies, resamples)
+    best = values.max(axis=0)
+    is_best = np.isclose(values, best, rtol=0, atol=1e-12)
+    share = is_best / is_best.sum(axis=0)
+    return {k: float(v) for k, v in zip(names, share.mean(axis=1))}

@@ -6,6 +6,7 @@ optionally an official test split); `prepare()` turns it into a `TaskData` with 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -17,7 +18,8 @@ from bench.core.errors import BenchError
 from bench.data.splits import (SplitSpec, cap_rows, official_rows, parse_per_class, parse_split, per_class_rows,
                           stratified_rows, subsample_positions)
 
-__all__ = ["RawDataset", "Split", "TaskData", "prepare", "parse_per_class", "validate_rows", "deduplicate"]
+__all__ = ["RawDataset", "Split", "TaskData", "prepare", "parse_per_class", "validate_rows", "deduplicate",
+           "hold_out_test_rows"]
 
 
 @dataclass
@@ -79,6 +81,12 @@ class TaskData:
             h.update(b"\x02")
         return h.hexdigest()[:16]
 
+    def without_test(self) -> "TaskData":
+        """The same data with an empty test split: what a run that evaluates on validation (a tuning
+        trial) is given, so no strategy can look at a test row there."""
+        empty = Split([], np.zeros(0, dtype=np.int64), [])
+        return dataclasses.replace(self, test=empty)
+
     def record(self) -> dict:
         return {"name": self.name, "n_train": len(self.train), "n_val": len(self.val),
                 "n_test": len(self.test), "labels": list(self.labels), "provenance": self.provenance,
@@ -101,10 +109,14 @@ def validate_rows(df: pd.DataFrame, source: str) -> None:
                          f"{df['id'][missing].iloc[0]}); drop them or pick another --label-col")
 
 
+def _text_key(texts: pd.Series) -> pd.Series:
+    return texts.str.split().str.join(" ")  # whitespace-normalized: how duplicates are told apart
+
+
 def deduplicate(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Drop repeated texts (whitespace-normalized), keeping the first: a duplicate split across
     train and test would leak the answer."""
-    key = df["text"].str.split().str.join(" ")
+    key = _text_key(df["text"])
     keep = ~key.duplicated(keep="first")
     return df[keep].reset_index(drop=True), int((~keep).sum())
 
@@ -181,3 +193,15 @@ def _official_extra(raw: RawDataset) -> tuple[pd.DataFrame, pd.DataFrame | None]
         validate_rows(raw.val, f"{raw.name} (validation split)")
         val, _ = deduplicate(raw.val)
     return test, val
+
+
+def hold_out_test_rows(raw: RawDataset, split: "SplitSpec | str | Sequence[int]", seeds: Sequence[int],
+                       test_source: str = "pool", max_rows: int | None = None) -> RawDataset:
+    """`raw` without any row (by whitespace-normalized text, so no duplicate slips through) that the
+    test split of one of `seeds` holds: the pool a comparison's tuning trials draw their train and
+    validation rows from, so the tuning never trains or validates on a row a test run scores."""
+    held: set[str] = set()
+    for seed in seeds:
+        held |= set(_text_key(pd.Series(prepare(raw, split, seed, test_source, max_rows).test.texts, dtype=object)))
+    pool = raw.pool[~_text_key(raw.pool["text"].astype(str)).isin(held)].reset_index(drop=True)
+    return dataclasses.replace(raw, pool=pool)

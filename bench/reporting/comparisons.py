@@ -71,8 +71,10 @@ def compare_pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any
     """The two groups' runs matched by seed on equal test rows, then the tests described above, with
     the one ahead on those rows as A (`swapped` says b was)."""
     matched = []
-    for seed in sorted(set(a["seed"].dropna()) & set(b["seed"].dropna())):
-        ra, rb = a[a["seed"] == seed].iloc[-1], b[b["seed"] == seed].iloc[-1]
+    last_a, last_b = (g.dropna(subset=["seed"]).drop_duplicates("seed", keep="last").set_index("seed", drop=False)
+                      for g in (a, b))  # one row per seed, looked up by seed (a scan per seed is quadratic)
+    for seed in sorted(set(last_a.index) & set(last_b.index)):
+        ra, rb = last_a.loc[seed], last_b.loc[seed]
         usable = (ra["eval_key"] is not None and ra["eval_key"] == rb["eval_key"] and ra["truth"] is not None
                   and rb["truth"] == ra["truth"] and ra["predictions"] is not None and rb["predictions"] is not None
                   and len(ra["predictions"]) == len(rb["predictions"]) == len(ra["truth"]))

@@ -5,12 +5,14 @@ opens offline) plus the summary table as CSV beside it.
 
 Data flow: records (bench.core.records) -> flat runs and aggregates (bench.reporting.summary) -> SVG charts
 (bench.reporting.charts) -> display-ready context (here) -> Jinja2 template, autoescaped
-(bench/reporting/templates/report.html.j2). Only our own SVG is marked safe; every string from a record
-goes through autoescaping.
+(bench/reporting/templates/report.html.j2). Only our own SVG, and a run's details escaped here for
+the <pre> they sit in (`run_details`), are marked safe; every other string from a record goes
+through autoescaping.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from pathlib import Path
@@ -21,6 +23,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from bench.reporting import charts, details, report_trust, summary, summary_tuning
+from bench.reporting.comparison_view import comparison_views
+from bench.reporting.comparisons import comparison_blocks
 from bench.reporting.formats import missing, fmt_mean_std, fmt_score, fmt_count, fmt_seconds, fmt_mb, fmt_rate, fmt_params, sort_value
 from bench.core.errors import BenchError
 from bench.core.record import Record
@@ -40,8 +44,8 @@ def render_report(results_dir: str | Path, out_path: str | Path = "reports/index
                          f"or pass the folder that holds them")
     runs = summary.runs_frame(records)
     table = summary.summary_table(runs)
-    html = template().render(**report_context(results_dir, records, runs, table), skipped=skipped)
     out = Path(out_path)
+    html = template().render(**report_context(results_dir, records, runs, table, out.parent), skipped=skipped)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     table.to_csv(out.with_suffix(".csv"), index=False, float_format="%.10g")
@@ -54,24 +58,27 @@ def template():
     return env.get_template("report.html.j2")
 
 
-def report_context(results_dir: Path, records: list[Record], runs: pd.DataFrame, table: pd.DataFrame) -> dict:
+def report_context(results_dir: Path, records: list[Record], runs: pd.DataFrame, table: pd.DataFrame,
+                   out_dir: Path = Path(".")) -> dict:
     labels = group_labeler(table)
+    blocks = guarded(comparison_blocks, runs, labels)["data"]  # once: the summary and its section both read them
     return {
         "results_dir": str(results_dir),
         "overview": overview(runs),
         "summary": guarded(summary_section, table),
-        "glance": guarded(glance_section, table, runs, labels),
+        "glance": guarded(glance_section, table, runs, labels, blocks),
         "data": guarded(report_trust.data_section, records, runs),
         "warnings": guarded(report_trust.warning_lines, records),
-        "significance": guarded(report_trust.significance_section, runs, labels),
+        "significance": guarded(report_trust.significance_section, runs, labels, blocks),
         "efficiency": guarded(report_trust.efficiency_section, table, labels),
         "cost": guarded(cost_section, table, labels),
         "before_after": guarded(before_after_section, table, runs, labels),
         "curves": guarded(curves_section, runs, labels),
         "per_class": guarded(per_class_section, runs, labels),
-        "runs": guarded(runs_section, records, runs),
+        "runs": guarded(runs_section, records, runs, record_links(results_dir, out_dir)),
         "environment": guarded(details.environment_values, records),
         "tuning": guarded(tuning_section, runs),
+        "comparison": guarded(comparison_views, runs),
     }
 
 
@@ -165,10 +172,10 @@ def summary_section(table: pd.DataFrame) -> dict[str, Any]:
             "show_size": bool(table["train_size"].astype(bool).any())}
 
 
-def glance_section(table: pd.DataFrame, runs: pd.DataFrame, labels: Callable) -> list[str]:
+def glance_section(table: pd.DataFrame, runs: pd.DataFrame, labels: Callable, blocks: list | None = None) -> list[str]:
     """Per dataset: the strategies the data cannot tell apart from the best (not one winner), what the
     best costs, then the faster rows on the train-time Pareto front."""
-    tied, best = report_trust.tied_lines(runs, labels)
+    tied, best = report_trust.tied_lines(runs, labels, blocks)
     lines = []
     for dataset, group in table.groupby("dataset", sort=True):
         group = group[group["train_size"] == group["train_size"].iloc[-1]]  # the full split, or the largest
@@ -308,37 +315,85 @@ def confusion_rows(matrix: list[list[int]], class_names: list[str]) -> list[dict
 
 # ---------------------------------------------------------------- 6. runs
 
-def runs_section(records: list[Record], runs: pd.DataFrame) -> dict[str, Any]:
-    rows = [run_row(rec, run) for rec, (_, run) in zip(records, runs.iterrows())]
+def runs_section(records: list[Record], runs: pd.DataFrame, links: Callable[[Record], str | None] = lambda r: None
+                 ) -> dict[str, Any]:
+    """Every run; tuning trials apart, in a table of their own with no inline detail (a comparison
+    writes hundreds: each links to its record file instead). `links` gives a record's file as the
+    page reaches it."""
+    rows = [run_row(rec, run, links(rec)) for rec, (_, run) in zip(records, runs.iterrows())]
     rows.sort(key=lambda r: r["order"])
     not_finished = [r for r in rows if r["status"] in NOT_FINISHED]
-    return {"rows": rows, "not_finished": not_finished}
+    return {"rows": [r for r in rows if not r["is_trial"]], "trials": [r for r in rows if r["is_trial"]],
+            "not_finished": not_finished}
 
 
-def run_row(record: Record, run: pd.Series) -> dict[str, Any]:
+def record_links(results_dir: Path, out_dir: Path) -> Callable[[Record], str | None]:
+    """A record's file relative to the report's folder, where it sits under its run id."""
+    import os
+
+    def link(record: Record) -> str | None:
+        path = results_dir / f"{record.run_id}.json"
+        if not path.is_file():
+            return None
+        return Path(os.path.relpath(path.resolve(), out_dir.resolve())).as_posix()
+
+    return link
+
+
+def run_details(record: Record) -> str:
+    """What a run's row unfolds to: its config, environment and cost, compact; the split's row ids
+    (the bulk of a record) only counted, they are in the record file."""
+    whole = record.to_dict()
+    details = {k: whole.get(k) for k in ("config", "env", "model", "dataset", "cost", "comparison", "warnings",
+                                         "started_at", "finished_at")}
+    if details["comparison"] is None:
+        details.pop("comparison")
+    ids = (details.get("dataset") or {}).get("split_ids")
+    if isinstance(ids, dict):
+        details["dataset"] = dict(details["dataset"], split_ids={
+            k: f"{len(v)} row ids (in the record file)" if isinstance(v, list) else v for k, v in ids.items()})
+    # masked: a record written before URLs were kept out of specs may still hold a password
+    text = mask_secrets(json.dumps(without_nulls(details), indent=1, sort_keys=True, default=str))
+    # escaped here, quotes kept: in a <pre>'s text only <, > and & mean anything, and a quote written
+    # as &#34; (autoescape's way) would make the page's largest part a third bigger
+    return Markup(html.escape(text, quote=False))
+
+
+def without_nulls(value: Any) -> Any:
+    """`value` with every null entry of a mapping left out (a figure not measured: the record has it)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
+def run_row(record: Record, run: pd.Series, href: str | None = None) -> dict[str, Any]:
     # Text comes from the record itself: pandas turns a None among strings into NaN.
     split = run["eval_split"]
     if record.study is not None and record.study.name is not None:
         split = f"{split} · trial {record.study.trial} of {record.study.name}"
+    elif record.comparison is not None and record.comparison.variant:
+        split = f"{split} · {record.comparison.variant} of {record.comparison.name}"
     error = record.error
-    whole = record.to_dict()
-    details = {k: whole.get(k) for k in ("config", "env", "model", "dataset", "cost", "warnings", "started_at",
-                                         "finished_at")}
     seed = record.seed
+    is_trial = bool(run["is_trial"])
     return {
-        "order": (bool(run["is_trial"]), run["strategy"], run["model"], run["dataset"], str(run["study"]),
-                  summary.number(run["trial"]) if run["is_trial"] else summary.number(seed), run["run_id"]),
+        "order": (is_trial, run["strategy"], run["model"], run["dataset"], str(run["study"]),
+                  summary.number(run["trial"]) if is_trial else summary.number(seed), run["run_id"]),
+        "is_trial": is_trial, "href": href,
         "strategy": run["strategy"], "model": run["model"], "dataset": run["dataset"],
         "seed": "—" if seed is None else str(seed), "seed_value": sort_value(summary.number(seed)),
-        "status": run["status"], "split": split,
+        "status": run["status"], "split": split, "variant": run.get("variant") or "",
         "params": ", ".join(f"{k}={v}" for k, v in run["params"].items()),
         "accuracy": ("random weights: time and memory only" if run.get("random_weights") is True
                      else cost_text(run["accuracy"], fmt_score)),
         "accuracy_value": sort_value(run["accuracy"]),
+        "balanced_text": cost_text(run["balanced_accuracy"], fmt_score),
+        "balanced_value": sort_value(run["balanced_accuracy"]),
         "time": cost_text(run["total_time_s"], fmt_seconds), "time_value": sort_value(run["total_time_s"]),
         "run_id": run["run_id"], "error": None if error is None else mask_secrets(str(error)),
-        # masked: a record written before URLs were kept out of specs may still hold a password
-        "details": mask_secrets(json.dumps(details, indent=2, sort_keys=True, default=str)),
+        "details": None if is_trial else run_details(record),
     }
 
 

@@ -85,9 +85,11 @@ def data_section(records: list[Record], runs: pd.DataFrame) -> list[dict[str, An
 
 # ---------------------------------------------------------------- is the difference real?
 
-def significance_section(runs: pd.DataFrame, label: Callable) -> list[dict[str, Any]]:
+def significance_section(runs: pd.DataFrame, label: Callable, blocks: list | None = None) -> list[dict[str, Any]]:
+    """`blocks`: comparison_blocks(runs, label) where the caller has them already (they are the
+    report's costliest figures: a paired bootstrap per pair and seed)."""
     out = []
-    for block in comparison_blocks(runs, label):
+    for block in comparison_blocks(runs, label) if blocks is None else blocks:
         metric = METRIC_NAMES[block["metric"]]
         rows = []
         for pair in block["pairs"]:
@@ -123,12 +125,13 @@ def tied_line(block: dict[str, Any]) -> str:
     return line + "."
 
 
-def tied_lines(runs: pd.DataFrame, label: Callable) -> tuple[dict[str, list[str]], dict[str, str]]:
+def tied_lines(runs: pd.DataFrame, label: Callable,
+               blocks: list | None = None) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Per dataset, the summary's sentences naming the tied set (one per training-set size, the full
     or largest last), and the best group's label at that last size."""
     lines: dict[str, list[str]] = {}
     best: dict[str, str] = {}
-    for block in comparison_blocks(runs, label):
+    for block in comparison_blocks(runs, label) if blocks is None else blocks:
         size = f" (training-set size {block['train_size']})" if block["train_size"] else ""
         lines.setdefault(block["dataset"], []).append(f"{block['dataset']}{size}: " + tied_line(block))
         best[block["dataset"]] = block["best"]

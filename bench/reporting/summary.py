@@ -156,7 +156,18 @@ def flatten(record: "Record | dict") -> dict[str, Any]:
         "total_time_s": number(dig(cost.time_s, "total") if cost else None),
         "train_examples_per_s": number(cost.train_examples_per_s if cost else None),
         "finished_at": record.finished_at,
+        **protocol_fields(record),
     }
+
+
+def protocol_fields(record: Record) -> dict[str, Any]:
+    """Which `bench compare` a run belongs to, and as what (record.ComparisonInfo); None outside one."""
+    c = record.comparison
+    return {"comparison": c.name if c else None, "cmp_role": c.role if c else None,
+            "cmp_variant": c.variant if c else None, "cmp_budget": c.budget if c else None,
+            "cmp_prefer": c.prefer if c else None, "cmp_best_trial": c.best_trial if c else None,
+            "cmp_study": c.study if c else None,
+            "spent_s": number(record.cost.spent_seconds() if record.cost else None)}
 
 
 def interval(value: Any) -> tuple[float, float] | None:
@@ -238,17 +249,33 @@ def runs_frame(records: Iterable["Record | dict"]) -> pd.DataFrame:
 
 def variants(runs: pd.DataFrame) -> list[str]:
     """Where one (strategy, model, dataset) was run with several hyperparameter sets, name each set
-    by the params that differ, so different settings are never averaged together."""
+    by the params that differ, so different settings are never averaged together. A comparison's
+    test run is named by what it is instead (protocol_variant): tuned and default figures are never
+    averaged together, nor shown without saying which they are."""
     out = [""] * len(runs)
     counted = runs[summary_mask(runs)]
+    several = counted["comparison"].nunique() > 1 if "comparison" in counted else False
     for _, group in counted.groupby(["strategy", "model", "dataset"], sort=False):
-        if group["params_key"].nunique() < 2:
+        plain = group[group["cmp_variant"].isna()] if "cmp_variant" in group else group
+        for idx, row in group.drop(plain.index).iterrows():
+            out[runs.index.get_loc(idx)] = protocol_variant(row, several)
+        if plain["params_key"].nunique() < 2:
             continue
-        param_sets = list(group["params"])
+        param_sets = list(plain["params"])
         varying = sorted({k for p in param_sets for k in p if any(q.get(k) != p.get(k) for q in param_sets)})
-        for idx, params in zip(group.index, param_sets):
+        for idx, params in zip(plain.index, param_sets):
             out[runs.index.get_loc(idx)] = ", ".join(f"{k}={short_value(params.get(k))}" for k in varying)
     return out
+
+
+def protocol_variant(run: pd.Series, with_name: bool = False) -> str:
+    """"default" or "tuned, trial 7" (the best trial whose parameters ran), and the comparison's name
+    where the report holds several."""
+    text = str(run["cmp_variant"])
+    trial = number(run.get("cmp_best_trial"))
+    if text == "tuned" and not math.isnan(trial):
+        text += f", trial {trial:.0f}"
+    return text + (f", {run['comparison']}" if with_name else "")
 
 
 def short_value(value: Any) -> str:

@@ -52,19 +52,29 @@ class RunSpec:
     split: str = ""  # "stratified:0.8,0.1,0.1" or "official"; empty: per-class with `per_class`
     max_rows: int | None = None  # cap on the pool, class shares kept (stratified, official)
     train_size: int | float | None = None  # rows per class (or fraction) kept of the train split
+    # `bench compare`: {"name", "budget", "role", "variant", ...} (record.ComparisonInfo's keys)
+    comparison: dict | None = None
+    # seeds whose test rows are taken out of the pool before this run's split is drawn: a tuning
+    # trial of a comparison never trains or validates on a row some test run evaluates on
+    holdout_seeds: list[int] | None = None
 
     # fields added after records existed: left out of the id while unset, so earlier ids stay valid
-    LATER_FIELDS = ("split", "max_rows", "train_size")
+    LATER_FIELDS = ("split", "max_rows", "train_size", "holdout_seeds")
+    # what of `comparison` makes a run another run: a comparison's default-parameter test run is not
+    # a plain `bench run` run, nor its tuned one when the best parameters are the defaults
+    COMPARISON_IDENTITY = ("name", "role", "variant")
 
     def split_spec(self) -> str:
         return self.split or "per-class:" + ",".join(map(str, self.per_class))
 
     def identity(self) -> dict:
         ident = {k: v for k, v in dataclasses.asdict(self).items()
-                 if k != "study" and not (k in self.LATER_FIELDS and v in ("", None))}
+                 if k not in ("study", "comparison") and not (k in self.LATER_FIELDS and v in ("", None))}
         ident["dataset_options"] = legacy_options_identity(self.dataset_options)
         if self.study:  # two trials with equal params are still two runs
             ident["study"] = {"name": self.study["name"], "trial": self.study["trial"]}
+        if self.comparison:  # its budget and preference say how, not what, was run
+            ident["comparison"] = {k: self.comparison.get(k) for k in self.COMPARISON_IDENTITY}
         return ident
 
     @property

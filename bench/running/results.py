@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bench.core.record import Cost, DatasetInfo, Metrics, ModelInfo, Record, StudyInfo
+from bench.core.record import ComparisonInfo, Cost, DatasetInfo, Metrics, ModelInfo, Record, StudyInfo
 from bench.core.secrets import mask_secrets
 from bench.running.config import RunSpec
 
@@ -18,10 +18,11 @@ def now() -> str:
 def base_record(spec: RunSpec, status: str, error: str | None = None) -> Record:
     """What every record has, whatever its status (failed runs carry no metrics)."""
     study = StudyInfo.from_dict(spec.study) if spec.study else None
+    comparison = ComparisonInfo.from_dict(spec.comparison) if spec.comparison else None
     return Record(run_id=spec.run_id, status=status, error=mask_secrets(error), strategy=spec.strategy,
-                  seed=spec.seed, eval_split=spec.eval_split, study=study, model=ModelInfo(name=spec.model),
-                  dataset=DatasetInfo(name=spec.dataset), params=spec.params, config=spec.to_dict(),
-                  train_size=spec.train_size, finished_at=now())
+                  seed=spec.seed, eval_split=spec.eval_split, study=study, comparison=comparison,
+                  model=ModelInfo(name=spec.model), dataset=DatasetInfo(name=spec.dataset), params=spec.params,
+                  config=spec.to_dict(), train_size=spec.train_size, finished_at=now())
 
 
 def run_record(spec: RunSpec, strategy, ctx, result, started: str) -> Record:

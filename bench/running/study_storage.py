@@ -80,12 +80,12 @@ def make_pruner(name: str):
     raise BenchError(f"--pruner {name!r}: use median or none")
 
 
-def make_sampler():
+def make_sampler(seed: int | None = None):
     import optuna
 
     # seed=None: fresh entropy per process, so parallel workers do not propose identical points;
     # constant_liar (Optuna 5's default) keeps them off each other's running trials
-    return optuna.samplers.TPESampler(seed=None, n_startup_trials=N_STARTUP_TRIALS)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=N_STARTUP_TRIALS)
 
 
 def trial_id_of(storage, study_name: str, number: int) -> int:

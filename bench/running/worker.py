@@ -22,7 +22,7 @@ from bench.running.config import RunSpec
 from bench.running.results import base_record, now, run_record
 from bench.core.errors import BenchError, Pruned, signal_words, stop_on_signal
 from bench.core.plugins import load_plugins
-from bench.core.record import Record
+from bench.core.record import Cost, Record
 from bench.core.records import write_record
 from bench.core.secrets import mask_secrets
 
@@ -33,8 +33,6 @@ def execute(spec: RunSpec, quiet: bool = False) -> Record:
     """Run the strategy; its `ok` record. Exceptions propagate to `main`."""
     import torch
 
-    from bench.data.sources import DatasetOptions, load_raw
-    from bench.data.task import prepare
     from bench.engine.context import RunContext
     from bench.engine.models import resolve_model
     from bench.engine.trackers import Tracker, cpu_threads
@@ -53,16 +51,44 @@ def execute(spec: RunSpec, quiet: bool = False) -> Record:
 
         on_epoch = epoch_reporter(spec.study, spec.params.get("epochs"))
     tracker = Tracker(on_epoch=on_epoch, quiet=quiet)
+    _RUN["tracker"] = tracker
     load_plugins()  # $FTBENCH_PLUGINS: strategies and datasets registered from outside
     strategy = get_strategy(spec.strategy)
     params = strategy.Params(**spec.params)
     with tracker.phase("prepare"):
-        data = prepare(load_raw(spec.dataset, DatasetOptions(**spec.dataset_options)), spec.split_spec(),
-                       spec.seed, spec.test_from, spec.max_rows, spec.train_size)
+        data = prepare_data(spec)
     model = resolve_model(spec.model)
     ctx = RunContext(data, model, spec.seed, spec.device, tracker, spec.eval_split, spec.precision)
     result = strategy.run(ctx, params)
     return run_record(spec, strategy, ctx, result, started)
+
+
+def prepare_data(spec: RunSpec):
+    """The run's splits. A run scored on validation (a tuning trial) gets no test split at all, and
+    draws its rows from a pool without the test rows of `holdout_seeds` (a comparison's test runs)."""
+    from bench.data.sources import DatasetOptions, load_raw
+    from bench.data.task import hold_out_test_rows, prepare
+
+    raw = load_raw(spec.dataset, DatasetOptions(**spec.dataset_options))
+    if spec.holdout_seeds:
+        raw = hold_out_test_rows(raw, spec.split_spec(), spec.holdout_seeds, spec.test_from, spec.max_rows)
+    data = prepare(raw, spec.split_spec(), spec.seed, spec.test_from, spec.max_rows, spec.train_size)
+    return data if spec.eval_split == "test" else data.without_test()
+
+
+# The run's tracker, once execute made it: a record written on the way out (failed, pruned,
+# cancelled) still states the time the run spent, which a comparison's time budget adds up.
+_RUN: dict = {}
+
+
+def spent_cost(rec: Record) -> Record:
+    """`rec` with the time (and peak memory) measured so far, where the run got as far as a tracker."""
+    tracker = _RUN.get("tracker")
+    if tracker is not None and rec.cost is None:
+        measured = tracker.cost()
+        rec.cost = Cost(**{k: measured[k] for k in ("time_s", "peak_rss_mb", "peak_gpu_allocated_mb",
+                                                    "peak_gpu_reserved_mb", "headline_memory")})
+    return rec
 
 
 def quiet_library_noise() -> None:
@@ -169,16 +195,16 @@ def main(argv: list[str] | None = None) -> int:
         rec = execute(spec, quiet=quiet)
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        return finish(record_path, base_record(spec, "cancelled", f"{signal_words(signum)} during the run")) \
-            or 128 + signum
+        return finish(record_path, spent_cost(base_record(spec, "cancelled", f"{signal_words(signum)} during "
+                                                          "the run"))) or 128 + signum
     except Pruned as exc:
-        return finish(record_path, base_record(spec, "pruned", str(exc) or "pruned by the tuner")) or 0
+        return finish(record_path, spent_cost(base_record(spec, "pruned", str(exc) or "pruned by the tuner"))) or 0
     except BenchError as exc:
         print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
-        return finish(record_path, base_record(spec, "failed", str(exc))) or 1
+        return finish(record_path, spent_cost(base_record(spec, "failed", str(exc)))) or 1
     except BaseException as exc:  # noqa: BLE001 - every outcome gets a record
         status = classify_failure(exc)
-        rec = base_record(spec, status, f"{type(exc).__name__}: {exc}".strip())
+        rec = spent_cost(base_record(spec, status, f"{type(exc).__name__}: {exc}".strip()))
         rec.traceback = mask_secrets(traceback.format_exc(limit=20))
         print(f"error: {rec.error} (the traceback is in the record, {record_path})",
               file=sys.stderr)

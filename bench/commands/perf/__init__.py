@@ -17,6 +17,9 @@ Legs (`--legs`, comma-separated):
                      wall time and the time of each strategy (minutes: leave it out to save them)
     profile          one training step of full-ft (MiniLM) and of lora (SmolLM2) under
                      torch.profiler: the top operators by self CPU time, and that step's MFU
+    report           `bench report` on --report-records N records of a comparison (copies of one
+                     real run, or of --report-from DIR's records; trials included): render time and
+                     page size
 
 The suite's runs go through bench.running.runner.run_one (the worker process `bench run` uses) into a
 temporary results folder (never skipped: --force semantics) with a fresh cache folder (token ids and
@@ -51,6 +54,7 @@ LEGS = {
     "feature-extract": "bench.commands.perf.frozen:FEATURE_EXTRACT",
     "default-run": "bench.commands.perf.default_run:DEFAULT_RUN",
     "profile": "bench.commands.perf.profile:PROFILE",
+    "report": "bench.commands.perf.report_scale:REPORT",
 }
 DEFAULT_LEGS = "full-ft,lora,feature-extract,default-run"
 
@@ -64,7 +68,7 @@ def add_arguments(p) -> None:
     """The `bench perf` flags (bench/commands/cli.py adds the subcommand with these)."""
     p.add_argument("--legs", default=DEFAULT_LEGS,
                    help=f"comma-separated, from {', '.join(LEGS)} (default: {DEFAULT_LEGS}; "
-                        "default-run takes minutes, profile is opt-in)")
+                        "default-run takes minutes, profile and report are opt-in)")
     p.add_argument("--model", help="model of the comparison legs (default: each strategy's default), e.g. "
                    "random:llama3-8b; the hand-written side loads the same files")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda: both sides run there")
@@ -92,6 +96,9 @@ def add_arguments(p) -> None:
     p.add_argument("--repeats", type=int, default=1, help="run each comparison this many times, "
                    "alternating which side goes first (an even number: each side pays a cold start "
                    "equally often); the medians are reported (default 1)")
+    p.add_argument("--report-records", type=int, default=1000, help="report leg: records to render (default 1000)")
+    p.add_argument("--report-from", metavar="DIR", help="report leg: copy the records of this results folder "
+                   "(default: one feature-extract run made now)")
     p.add_argument("--output", default="reports/perf.json", help="JSON file of all figures "
                    "(default reports/perf.json)")
     p.add_argument("--keep", action="store_true", help="keep the temporary results/cache folders "

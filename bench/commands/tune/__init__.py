@@ -28,7 +28,7 @@
 Modules: study (objectives, open/resume, best trial), trials (one trial), output (printing), loop (the entry point).
 """
 
-from bench.commands.tune.loop import base_spec, run_tune
+from bench.commands.tune.loop import base_spec, run_loops, run_tune, study_setup, user_params_of
 from bench.commands.tune.output import rerun_command
 from bench.commands.tune.study import (OBJECTIVES, PRIMARY, best_params_for, best_trial, enqueue_starting_point,
                                        load_existing_study, open_study, parse_objectives, tuned_params)
@@ -37,4 +37,5 @@ from bench.running.study_storage import default_storage, make_pruner, open_stora
 
 __all__ = ["OBJECTIVES", "PRIMARY", "Search", "TrialResult", "base_spec", "best_params_for", "best_trial",
            "default_storage", "enqueue_starting_point", "load_existing_study", "make_pruner", "open_storage",
-           "open_study", "parse_objectives", "rerun_command", "run_trial", "run_tune", "tell", "tuned_params"]
+           "open_study", "parse_objectives", "rerun_command", "run_loops", "run_trial", "run_tune", "study_setup", "tell",
+           "tuned_params", "user_params_of"]

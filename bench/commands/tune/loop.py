@@ -31,6 +31,20 @@ def base_spec(exp: Experiment, strategy_name: str, seed: int) -> RunSpec:
     return plan(exp)[0]
 
 
+def study_setup(strategy, base: RunSpec, objectives: list[str]) -> dict:
+    """What a study is made for (strategy, data, model, seed, objectives): a resume must match it."""
+    setup = {"strategy": strategy.name, "dataset": base.dataset, "model": base.model, "per_class": base.per_class,
+             "test_from": base.test_from, "seed": base.seed, "objectives": objectives}
+    if base.split:  # only when set, so studies begun before split modes existed still resume
+        setup.update(split=base.split, max_rows=base.max_rows)
+    return setup
+
+
+def user_params_of(exp: Experiment, strategy, base: RunSpec) -> set[str]:
+    """The params the user set (--param, config) for this strategy: the note on overridden ones names them."""
+    return set(exp.params.get(strategy.name, {})) | (set(exp.params.get("*", {})) & set(base.params))
+
+
 def run_tune(args, exp: Experiment) -> int:
     import optuna
 
@@ -53,15 +67,11 @@ def run_tune(args, exp: Experiment) -> int:
     check_writable(exp.results_dir)
     url = args.storage or default_storage(exp.results_dir)
     name = args.study_name or "-".join([strategy.name, base.dataset, base.model] + objectives[1:])
-    setup = {"strategy": strategy.name, "dataset": base.dataset, "model": base.model, "per_class": base.per_class,
-             "test_from": base.test_from, "seed": base.seed, "objectives": objectives}
-    if base.split:  # only when set, so studies begun before split modes existed still resume
-        setup.update(split=base.split, max_rows=base.max_rows)
     storage = open_storage(url, heartbeat=True)
-    study = open_study(name, storage, setup, make_pruner(pruner), start=(strategy, base.params))
-    user_params = set(exp.params.get(strategy.name, {})) | (set(exp.params.get("*", {})) & set(base.params))
+    study = open_study(name, storage, study_setup(strategy, base, objectives), make_pruner(pruner),
+                       start=(strategy, base.params))
     search = Search(study, storage, url, strategy, base, resolve_model(base.model), objectives, pruner,
-                    exp.results_dir, bool(args.quiet), user_params, workers=workers)
+                    exp.results_dir, bool(args.quiet), user_params_of(exp, strategy, base), workers=workers)
     earlier = sum(t.state != optuna.trial.TrialState.WAITING for t in study.get_trials(deepcopy=False))
     on = f", {workers} workers" if workers > 1 else ""
     on += f" on {args.launcher}" if getattr(args, "launcher", "local") != "local" else ""
@@ -98,7 +108,7 @@ class Budget:
             self.left = 0
 
 
-def trial_loop(search: Search, budget: Budget, results: list[TrialResult], worker: int = 0, stop=None) -> None:
+def trial_loop(search: Search, budget, results: list[TrialResult], worker: int = 0, stop=None) -> None:
     while not (stop is not None and stop.is_set()) and budget.take():
         run_trial(search, results, worker, stop)
 
@@ -108,10 +118,7 @@ def _loop(search: Search, args) -> int:
     results: list[TrialResult] = []
     interrupted = False
     try:
-        if search.workers == 1:
-            trial_loop(search, budget, results)
-        else:
-            _parallel_loops(search, budget, results)
+        run_loops(search, budget, results)
     except KeyboardInterrupt as exc:
         interrupted = getattr(exc, "signum", signal.SIGINT)
         what = "running trial is" if search.workers == 1 else "running trials are"
@@ -124,7 +131,16 @@ def _loop(search: Search, args) -> int:
     return 0 if any(r.state != "FAIL" for r in results) else 1
 
 
-def _parallel_loops(search: Search, budget: Budget, results: list[TrialResult]) -> None:
+def run_loops(search: Search, budget, results: list[TrialResult]) -> None:
+    """Trials while `budget.take()` says so (a Budget, or any object with take and close): one loop
+    in this thread, or `search.workers` of them at once."""
+    if search.workers == 1:
+        trial_loop(search, budget, results)
+    else:
+        _parallel_loops(search, budget, results)
+
+
+def _parallel_loops(search: Search, budget, results: list[TrialResult]) -> None:
     """`search.workers` trial loops in threads. Signals reach the main thread only: it sets the stop
     flag, each loop cancels its run (recorded cancelled, told FAIL), and KeyboardInterrupt goes on up.
     A loop's error (a storage gone away) stops the others from starting trials and is raised here."""

@@ -129,6 +129,7 @@ def run_trial(search: Search, results: list[TrialResult], worker: int = 0, stop=
         _note_overridden(search, space)
         spec = trial_spec(search, trial, space)
     except BenchError as exc:  # a sampled combination the strategy refuses: this trial fails, the study goes on
+        trial.set_user_attr("record_status", "refused")
         search.study.tell(trial, state=TrialState.FAIL)
         results.append(trial_line(TrialResult(trial.number, "FAIL", None, space, time.perf_counter() - t0, str(exc),
                                               worker), search.objectives, search.workers))
@@ -174,6 +175,7 @@ def tell(search: Search, trial, outcome, space: dict) -> TrialResult:
     record = outcome.record
     error = record.error if record is not None else None
     values = objective_values(record, search.objectives) if outcome.status == "ok" else None
+    note_spent(trial, outcome)
     # skip_if_finished: another process may have failed it as stale while a beat was lost
     if values is not None:
         search.study.tell(trial, values if len(values) > 1 else values[0], skip_if_finished=True)
@@ -186,6 +188,22 @@ def tell(search: Search, trial, outcome, space: dict) -> TrialResult:
         note = error or f"the ok record lacks {', '.join(search.objectives)}"
         state, note = "FAIL", f"{outcome.status}: {note}"
     return TrialResult(trial.number, state, values, space, outcome.seconds, note)
+
+
+def note_spent(trial, outcome) -> None:
+    """What the trial's run ended as and the seconds it spent, kept with the trial (set before it is
+    told: a finished trial takes no attributes), so a budget is counted from the study alone: the
+    record's own clock where it states one, else the run's wall time."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    record = outcome.record
+    spent = record.cost.spent_seconds() if record is not None and record.cost is not None else None
+    try:
+        trial.set_user_attr("record_status", outcome.status)
+        trial.set_user_attr("spent_s", round(float(spent if spent is not None else outcome.seconds), 3))
+        trial.set_user_attr("spent_basis", "record" if spent is not None else "wall")
+    except UpdateFinishedTrialError:  # failed as stale by another process meanwhile: it counts as left
+        pass
 
 
 def _note_overridden(search: Search, space: dict) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 from tests.conftest import run_bench
 
@@ -31,3 +33,24 @@ def test_perf_table_prints_from_a_report(capsys):
                            "speedup_warm": 2.0}]})
     text = capsys.readouterr().out
     assert "hand-written Trainer" in text and "0.50" in text and json.dumps(0.9) in text
+
+
+def test_the_report_leg_renders_copies_of_real_records_and_prints_time_and_size(tmp_path, capsys):
+    from bench.commands import cli
+    from bench.core.records import iter_records
+    from tests.report_records import comparison_run, write_all
+
+    source = write_all(tmp_path / "real", [comparison_run("lora", 0, "default", 50)])
+    out = tmp_path / "perf.json"
+    assert cli.main(["perf", "--legs", "report", "--report-records", "120", "--report-from", str(source),
+                     "--output", str(out), "--keep"]) == 0
+    leg = json.loads(out.read_text())["legs"][0]
+    # two seeds: 5 strategies x default/tuned x 2 = 20 test runs; 100 trials
+    assert (leg["records"], leg["tests"], leg["trials"]) == (120, 20, 100)
+    records = list(iter_records(leg["records_dir"]))
+    assert len(records) == 120 and len({r.run_id for r in records}) == 120 and all(not r.odd for r in records)
+    assert {r.status for r in records} == {"ok", "pruned", "failed"}
+    html = open(leg["page"]).read()
+    assert "Comparison: each strategy at its best" in html and leg["page_mb"] > 0
+    assert "render 120 records (100 trials)" in capsys.readouterr().out
+    shutil.rmtree(Path(leg["records_dir"]).parent)  # the leg's folder, kept by --keep to be read here

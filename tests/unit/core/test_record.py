@@ -105,3 +105,21 @@ def test_every_cost_key_the_tracker_and_flops_write_is_declared():
 
     written = set(Tracker().cost()) | set(utilization_figures("forward", "/nonexistent", {}, "cpu"))
     assert written <= set(Cost.__dataclass_fields__)
+
+
+def test_the_comparison_block_round_trips_and_is_absent_outside_a_comparison():
+    data = full_record()
+    assert "comparison" not in Record.from_dict(data).to_dict()  # records outside a comparison are unchanged
+    block = {"name": "cmp-x", "budget": "trials:6", "role": "test", "variant": "tuned", "prefer": "memory",
+             "study": "cmp-x-lora", "best_trial": 4, "holdout_seeds": None, "from_a_newer_tool": 1}
+    rec = Record.from_dict({**data, "comparison": block})
+    assert rec.comparison.variant == "tuned" and rec.comparison.best_trial == 4
+    assert rec.comparison.extra == {"from_a_newer_tool": 1} and rec.to_dict()["comparison"] == block
+    odd = Record.from_dict({**data, "comparison": {**block, "best_trial": "four"}})
+    assert odd.comparison.best_trial is None and "comparison.best_trial" in odd.odd
+
+
+def test_what_a_run_spent_by_its_own_clock():
+    assert Cost(time_s={"train": 2.0, "eval": 1.0, "total": 4.5}).spent_seconds() == 4.5
+    assert Cost(time_s={"train": 2.0, "eval": 1.0}).spent_seconds() == 3.0
+    assert Cost().spent_seconds() is None

@@ -77,3 +77,19 @@ def test_paired_difference_tells_real_from_chance():
 def test_paired_t_needs_three_seeds():
     assert stats.paired_t_over_seeds([0.9, 0.91], [0.8, 0.82]) is None
     assert stats.paired_t_over_seeds([0.90, 0.91, 0.93], [0.80, 0.82, 0.81]) < 0.05
+
+
+@pytest.mark.parametrize("metric", stats.METRICS)
+def test_bootstrap_draws_as_counts_equal_scipys_bootstrap(metric):
+    """The shared count draws give exactly the bootstrap distribution scipy computes on resampled rows."""
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(4)
+    truth, pred = rng.integers(0, 4, 90), rng.integers(0, 4, 90)
+    fn = stats.METRIC_FUNCTIONS[metric]
+    rows = np.arange(90)
+    res = bootstrap((rows,), lambda idx, axis=-1: fn(truth[np.moveaxis(idx, axis, -1)], pred[np.moveaxis(idx, axis, -1)], 4),
+                    vectorized=True, n_resamples=500, method="percentile", rng=np.random.default_rng(7))
+    ours = stats.metric_draws(stats.resample_counts(7, 90, 500), truth, pred, metric, 4)
+    np.testing.assert_allclose(ours, res.bootstrap_distribution, rtol=0, atol=1e-12)
+    assert stats.resample_counts(7, 90, 500) is stats.resample_counts(7, 90, 500)  # made once, shared

@@ -160,3 +160,31 @@ def test_plan_makes_one_run_per_size_and_keeps_earlier_run_ids(tmp_path):
     assert widened[0].per_class == [128, 20, 40]  # the default split's train part grows to the largest size
     with pytest.raises(BenchError, match="--max-rows"):
         plan(Experiment(strategies=["feature-extract"], max_rows=100))
+
+
+def test_holding_out_test_rows_removes_them_and_their_duplicates_from_the_pool():
+    from bench.data.task import RawDataset, hold_out_test_rows
+
+    texts = [f"text {i}" for i in range(60)]
+    pool = pd.DataFrame({"id": range(62), "text": texts + ["text  3", "text 4 "],  # whitespace twins of two rows
+                         "label": ["a", "b"] * 31})
+    raw = RawDataset("toy", pool, ["a", "b"])
+    tests = [set(prepare(raw, "per-class:5,2,4", seed).test.texts) for seed in (0, 1)]
+    kept = hold_out_test_rows(raw, "per-class:5,2,4", [0, 1])
+    key = lambda t: " ".join(t.split())  # noqa: E731
+    held = {key(t) for t in tests[0] | tests[1]}
+    assert {key(t) for t in kept.pool["text"]}.isdisjoint(held)
+    assert len(kept.pool) == len(pool) - sum(key(t) in held for t in pool["text"])
+    tuning = prepare(kept, "per-class:5,2,4", 0)
+    assert not ({key(t) for t in tuning.train.texts + tuning.val.texts} & held)
+
+
+def test_a_run_scored_on_validation_gets_no_test_split():
+    from bench.running.worker import prepare_data
+
+    spec = RunSpec("feature-extract", "minilm", "bbc-news", DatasetOptions().to_dict(), [6, 2, 4], "pool", 0, {},
+                   "cpu", eval_split="val")
+    trial = prepare_data(spec)
+    assert len(trial.test) == 0 and len(trial.val) == 10 and trial.record()["split_ids"]["test"] == []
+    test = prepare_data(dataclasses.replace(spec, eval_split="test"))
+    assert len(test.test) == 20 and test.val.ids == trial.val.ids

@@ -26,6 +26,20 @@ def test_run_id_is_a_hash_of_the_resolved_config():
     assert a.run_id != b.run_id  # equal params, two trials: two runs
 
 
+def test_ids_of_runs_outside_a_comparison_are_the_ids_they_always_had():
+    assert spec().run_id == "e7af18dc75ca8b0c"  # the id this spec had before comparisons existed
+    assert spec(eval_split="val", study={"name": "s", "trial": 3}).run_id == "8bafade4a33703d1"
+
+
+def test_a_comparisons_role_and_variant_make_another_run_its_budget_does_not():
+    block = {"name": "cmp-x", "budget": "trials:6", "role": "test", "variant": "default", "prefer": "train-time"}
+    default = spec(comparison=block)
+    assert default.run_id != spec().run_id  # not the plain `bench run` run of the same config
+    assert spec(comparison={**block, "variant": "tuned"}).run_id != default.run_id
+    assert spec(comparison={**block, "budget": "trials:9", "prefer": "memory"}).run_id == default.run_id
+    assert spec(holdout_seeds=[0, 1]).run_id != spec().run_id
+
+
 def test_params_are_coerced_and_checked():
     s = get_strategy("full-ft")
     p = validate_params(s, {"lr": "3e-4", "epochs": "2", "class_weights": "true"})
