@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from bench.commands.launching import add_launcher_flags, check_launcher_flags, launcher_from_args
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, cut
 from bench.core.plugins import load_plugins
-from bench.core.secrets import mask_secrets
+from bench.core.secrets import mask_secrets, register_url
 
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ class OneLineParser(argparse.ArgumentParser):
     """Usage mistakes as one `error:` line (exit 2), like every other input error."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"error: {cut(mask_secrets(message))} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +259,7 @@ def _stop(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    register_url(getattr(args, "storage", None))  # its password masked verbatim, whatever it holds
     # put back on return what was found: called in-process (tests, a notebook), a stop would
     # otherwise leave both signals ignored for whatever runs next in this interpreter
     found = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins()
         return COMMANDS[args.command](args)
     except BenchError as exc:
-        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
+        print(f"error: {cut(mask_secrets(str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, echoed
 from bench.data.splits import (SplitSpec, cap_rows, official_rows, parse_per_class, parse_split, per_class_rows,
                           stratified_rows, subsample_positions)
 
@@ -121,13 +121,13 @@ def prepare(raw: RawDataset, split: "SplitSpec | str | Sequence[int]", seed: int
     notes = [f"{n_dup} duplicate text(s) dropped before splitting"] if n_dup else []
     present = sorted(set(pool["label"]), key=lambda x: raw.labels.index(x) if x in raw.labels else 10**9)
     if len(present) < 2:
-        raise BenchError(f"dataset '{raw.name}' has a single class ({present[0]!r}); classification needs "
+        raise BenchError(f"dataset '{raw.name}' has a single class ({echoed(present[0])}); classification needs "
                          "at least two: check --label-col")
     unknown = [x for x in present if x not in raw.labels]
     if unknown:
         raise BenchError(f"dataset '{raw.name}' has labels not in its label list: {unknown[:5]}")
     if test_source not in ("pool", "official"):
-        raise BenchError(f"--test-from {test_source!r}: use 'pool' or 'official'")
+        raise BenchError(f"--test-from {echoed(test_source)}: use 'pool' or 'official'")
     if test_source == "official" and spec.mode != "per-class":
         raise BenchError(f"--test-from official goes with --split per-class; --split {spec.text()} "
                          "already says where the test rows come from")

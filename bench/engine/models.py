@@ -229,6 +229,41 @@ def _resolve_hub(repo_id: str, alias: str | None = None) -> ModelRef:
     return ModelRef(repo_id, repo_id, f"Hugging Face Hub {repo_id}@{(info.sha or '?')[:12]}", None)
 
 
+# position embeddings offset by the padding index (fairseq's convention): two of them are not usable
+OFFSET_POSITIONS = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2, "bart": 2, "mbart": 2}
+
+
+def max_positions(ref: ModelRef) -> int | None:
+    """How many token positions the model has, read without loading a weight: its config.json, the
+    GGUF header's context length, or the random architecture's config. None where it cannot be told."""
+    if ref.random_weights:
+        return RANDOM_ARCHITECTURES[ref.extra["architecture_name"]].get("max_position_embeddings")
+    if ref.gguf:
+        arch = gguf_metadata_value(Path(ref.source), "general.architecture")
+        value = gguf_metadata_value(Path(ref.source), f"{arch}.context_length") if arch else None
+        return int(value) if isinstance(value, int) and value > 0 else None
+    folder = Path(ref.source)
+    if not (folder / "config.json").is_file():  # a Hub id: its cached config, where there is one
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(ref.source, "config.json")
+        if not isinstance(cached, str):
+            return None
+        folder = Path(cached).parent
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    cfg = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = cfg.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value - OFFSET_POSITIONS.get(cfg.get("model_type"), 0)
+    return None
+
+
 def _architecture_of(folder: Path) -> str | None:
     try:
         cfg = json.loads((folder / "config.json").read_text())

@@ -8,8 +8,11 @@ from bench.data.task import prepare
 from bench.data.splits import SplitSpec, parse_per_class, parse_split, parse_train_sizes
 from bench.data.sources import DatasetOptions, check_options, load_raw, source_for
 from bench.engine.device import resolve_device
-from bench.core.errors import BenchError
-from bench.engine.models import resolve_model
+from bench.core.errors import BenchError, echoed
+from bench.engine.models import max_positions, resolve_model
+
+
+MAX_SEED = 2**32 - 1  # scikit-learn's random_state takes no more
 
 
 def dataset_options(exp: Experiment) -> DatasetOptions:
@@ -43,7 +46,7 @@ def split_for(exp: Experiment) -> SplitSpec:
         raise BenchError(f"--max-rows {exp.max_rows}: give at least 2, with --split stratified:... or official "
                          "(per-class mode already says how many rows it takes)")
     if exp.split_col and spec.mode != "official":
-        raise BenchError(f"--split-col {exp.split_col!r} places rows in the file's own splits: add --split official")
+        raise BenchError(f"--split-col {echoed(exp.split_col)} places rows in the file's own splits: add --split official")
     return spec
 
 
@@ -54,8 +57,12 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
         raise BenchError("no strategies chosen; pass --strategies, e.g. --strategies lora,feature-extract")
     if not exp.seeds:
         raise BenchError("no seeds chosen; pass --seeds, e.g. --seeds 0,1,2")
+    bad_seeds = [s for s in exp.seeds if not 0 <= s <= MAX_SEED]
+    if bad_seeds:
+        raise BenchError(f"seed {echoed(bad_seeds[0])} is out of range: seeds are whole numbers from 0 to "
+                         f"{MAX_SEED} (what numpy, torch and scikit-learn all take); e.g. --seeds 0,1,2")
     if exp.precision not in ("auto", "bf16", "fp32"):
-        raise BenchError(f"--precision {exp.precision!r}: use auto, bf16 or fp32")
+        raise BenchError(f"--precision {echoed(exp.precision)}: use auto, bf16 or fp32")
     strategies = [get_strategy(name) for name in dict.fromkeys(exp.strategies)]
     unknown = sorted(set(exp.models) | set(exp.params) - {"*"} - {s.name for s in strategies})
     unknown = [u for u in unknown if u not in {s.name for s in strategies}]
@@ -97,6 +104,7 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
                           if k in strat.Params.__dataclass_fields__})
         overrides.update(exp.params.get(strat.name, {}))
         params = coerce_params(strat, overrides)
+        check_max_length(strat.name, params, model_name, resolved_models[model_name])
         strat.check(strat.Params(**params), resolved_models[model_name])
         strat.check_device(strat.Params(**params), device)
         for size in sizes:
@@ -106,3 +114,15 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
                                      split="" if split.mode == "per-class" else split.text(),
                                      max_rows=exp.max_rows, train_size=size))
     return specs
+
+
+def check_max_length(strategy: str, params: dict, model_name: str, model) -> None:
+    """`max_length` within the model's positions (its config, read without loading weights): past them
+    an encoder's position embedding fails mid-run, a decoder's figures are out of what it was trained on."""
+    length = params.get("max_length")
+    if not isinstance(length, int):
+        return
+    limit = max_positions(model)
+    if limit is not None and length > limit:
+        raise BenchError(f"parameter 'max_length' of '{strategy}' is {length}, beyond the {limit} token positions "
+                         f"of model '{model_name}' (its config); give --param {strategy}.max_length={limit} or less")

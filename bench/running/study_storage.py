@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.core.errors import BenchError, Pruned
+from bench.core.errors import BenchError, Pruned, echoed
 from bench.core.secrets import mask_secrets
 
 HEARTBEAT_S = 10  # the parent beats this often while its trial runs...
@@ -77,7 +77,7 @@ def make_pruner(name: str):
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise BenchError(f"--pruner {name!r}: use median or none")
+    raise BenchError(f"--pruner {echoed(name)}: use median or none")
 
 
 def make_sampler():
