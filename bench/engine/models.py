@@ -2,23 +2,22 @@
 
 `resolve_model(name)` is cheap and runs before any model loads (it only checks that the weights
 can be had); `ModelRef.local_path()` materializes them (the GGUF alias is de-quantized once and
-cached as safetensors, so later loads take seconds)."""
+cached as safetensors, so later loads take seconds). A cached folder is checked against its
+manifest on first use in a process and rebuilt when it does not match (bench/engine/cache_entries.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from bench.core.errors import BenchError
 from bench.core.packages import package_dir
+from bench.engine.cache_entries import building, ready_folder
 
 
 def cache_root() -> Path:
@@ -176,7 +175,8 @@ def random_model_folder(arch: str, log: Callable[[str], None] = print) -> Path:
     spec = RANDOM_ARCHITECTURES[arch]
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     target = cache_root() / "models" / f"random-{arch}-{digest}"
-    if (target / "config.json").exists():
+    key = f"random:{arch}|{digest}"
+    if ready_folder(target, key):
         return target
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -184,7 +184,7 @@ def random_model_folder(arch: str, log: Callable[[str], None] = print) -> Path:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     log(f"building random:{arch} on {device} in bf16 (once; cached in {target}) ...")
     try:
-        with building(target) as tmp:
+        with building(target, key) as tmp:
             config = AutoConfig.for_model(**spec)
             torch.manual_seed(0)  # the same weights on every machine of the same kind
             with torch.device(device):
@@ -326,12 +326,13 @@ def _dequantized_copy(gguf: Path, log: Callable[[str], None]) -> Path:
     """De-quantize a GGUF to float safetensors once; later loads read the cached copy."""
     stat = gguf.stat()
     target = cache_root() / "models" / f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}"
-    if (target / "config.json").exists():
+    key = f"gguf|{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
+    if ready_folder(target, key):
         return target
     log(f"converting {gguf.name} to safetensors (once; cached in {target}) ...")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with building(target) as tmp:
+    with building(target, key) as tmp:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # transformers marks GGUF-loaded models as quantized and refuses to save them, but the
@@ -343,23 +344,6 @@ def _dequantized_copy(gguf: Path, log: Callable[[str], None]) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return target
-
-
-@contextlib.contextmanager
-def building(target: Path):
-    """A temporary folder beside `target`, renamed to it when the block succeeds (whole or not at all,
-    for other processes reading the cache); where another process got there first, theirs is kept."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:20]}-", dir=target.parent))
-    try:
-        yield tmp
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process built it first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def alias_status() -> list[tuple[str, bool, str, str]]:
