@@ -25,7 +25,7 @@ from bench.running.config import RunSpec
 from bench.core.errors import BenchError
 from bench.running.memwatch import MemoryWatch
 from bench.core.record import Record
-from bench.core.records import is_done, read_record, record_path, write_record
+from bench.core.records import attempt_path, is_done, last_written, read_record, record_path, write_record
 from bench.running.worker import EXIT_RECORD_UNWRITABLE, base_record, signal_words
 
 GRACE_S = 60  # how long a cancelled worker gets to write its own record
@@ -101,7 +101,7 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
     `stop`, once set, cancels the run as Ctrl-C does (for a run waited on outside the main thread)."""
     out = record_path(results_dir, spec.run_id)
     out.parent.mkdir(parents=True, exist_ok=True)
-    previous = read_record(out)
+    previous = last_written(out)  # an ok record stays; a failed attempt beside it is written apart
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "bench.running.worker", "-", str(out)], stdin=subprocess.PIPE,
                             env=worker_env(quiet, secret_env))
@@ -129,7 +129,7 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
             proc.stdin.close()
         except OSError:
             pass
-    rec = read_record(out)
+    rec = last_written(out)
     fresh = rec is not None and rec != previous and rec.run_id == spec.run_id
     if not fresh:
         if interrupted:
@@ -252,7 +252,9 @@ def _run_claimed(spec: RunSpec, results_dir, head: str, quiet: bool, log, force:
     except Interrupted as stop:
         log(f"{head}: {describe(stop.outcome)}")
         raise
-    log(f"{head}: {describe(o)}")
+    kept = f"; the earlier ok record is kept, this attempt is in {attempt_path(record_path(results_dir, spec.run_id))}" \
+        if o.status != "ok" and is_done(results_dir, spec.run_id) else ""
+    log(f"{head}: {describe(o)}{kept}")
     return o
 
 
