@@ -3,6 +3,8 @@ loads: strategies, models, parameters, data, columns and split sizes."""
 
 from __future__ import annotations
 
+import sys
+
 from bench.running.config import FALLBACK_PER_CLASS, Experiment, RunSpec, coerce_params
 from bench.data.task import prepare
 from bench.data.splits import SplitSpec, parse_per_class, parse_split, parse_train_sizes
@@ -82,10 +84,12 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
     device = resolve_device(exp.device)
     if check_data:  # the data errors surface here, before any model loads
         raw = load_raw(exp.dataset, options)
+        said: dict[str, None] = {}
         try:
             for seed in exp.seeds:
                 for size in sizes:
-                    prepare(raw, split, seed, exp.test_from, exp.max_rows, size)
+                    data = prepare(raw, split, seed, exp.test_from, exp.max_rows, size)
+                    said.update(dict.fromkeys([pool_line(exp.dataset, data.how)] + data.warnings))
         except BenchError as exc:
             if exp.per_class is None and not exp.split and split.sizes[0] != per_class_for(exp)[0]:
                 # the split was widened for --train-sizes: say so, not "lower --per-class"
@@ -93,6 +97,11 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
                                  f"{split.text()}, and {str(exc).split(';')[0]}: give smaller sizes, or set "
                                  "--per-class TRAIN,VAL,TEST yourself") from None
             raise
+        for line in filter(None, said):  # once each, whichever seeds it holds for
+            if line.startswith("data:"):
+                print(line)
+            else:
+                print(f"warning: {exp.dataset}: {line}", file=sys.stderr)
     specs = []
     resolved_models = {}
     for strat in strategies:
@@ -126,3 +135,16 @@ def check_max_length(strategy: str, params: dict, model_name: str, model) -> Non
     if limit is not None and length > limit:
         raise BenchError(f"parameter 'max_length' of '{strategy}' is {length}, beyond the {limit} token positions "
                          f"of model '{model_name}' (its config); give --param {strategy}.max_length={limit} or less")
+
+
+def pool_line(dataset: str, how: dict) -> str | None:
+    """Which of the dataset's own splits a stratified or per-class pool drew from, where it has splits."""
+    pool, left_out = how.get("pool") or [], how.get("pool_left_out") or []
+    if pool == ["all"] or not pool:
+        return None
+    names = " and ".join(", ".join(pool).rsplit(", ", 1))
+    line = f"data: {dataset}: {how.get('spec')} draws from its {names} split{'s' if len(pool) > 1 else ''}"
+    if left_out:
+        line += (f"; its {' and '.join(left_out)} split{'s are' if len(left_out) > 1 else ' is'} left out "
+                 "(--split stratified:... pools every split; --test-from official takes test rows from its test split)")
+    return line
