@@ -35,7 +35,13 @@ def _is_number(x: Any) -> bool:
 
 
 def finite(x: Any) -> bool:
-    return _is_number(x) and math.isfinite(x)
+    """A number that is a finite float (an integer too large for a float is not)."""
+    if not _is_number(x):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def _accepts(hint: Any, value: Any) -> bool:

@@ -312,7 +312,7 @@ def runs_section(records: list[Record], runs: pd.DataFrame) -> dict[str, Any]:
     rows = [run_row(rec, run) for rec, (_, run) in zip(records, runs.iterrows())]
     rows.sort(key=lambda r: r["order"])
     not_finished = [r for r in rows if r["status"] in NOT_FINISHED]
-    return {"rows": rows, "not_finished": not_finished}
+    return {"rows": rows, "not_finished": not_finished, "invalid": [r for r in rows if r["invalid"]]}
 
 
 def run_row(record: Record, run: pd.Series) -> dict[str, Any]:
@@ -337,6 +337,7 @@ def run_row(record: Record, run: pd.Series) -> dict[str, Any]:
         "accuracy_value": sort_value(run["accuracy"]),
         "time": cost_text(run["total_time_s"], fmt_seconds), "time_value": sort_value(run["total_time_s"]),
         "run_id": run["run_id"], "error": None if error is None else mask_secrets(str(error)),
+        "invalid": "; ".join(run["invalid"]),  # impossible figures: shown, never counted
         # masked: a record written before URLs were kept out of specs may still hold a password
         "details": mask_secrets(json.dumps(details, indent=2, sort_keys=True, default=str)),
     }

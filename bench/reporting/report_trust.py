@@ -125,16 +125,22 @@ def significance_section(runs: pd.DataFrame, label: Callable) -> list[dict[str, 
 
 
 def tied_line(block: dict[str, Any]) -> str:
+    """The block's verdict in one sentence, claiming only what was tested: tied, significantly worse,
+    and, apart, the strategies that could not be compared on the same rows."""
     metric = METRIC_NAMES[block["metric"]]
     others = [t for t in block["tied"] if t != block["best"]]
+    worse, unknown = block.get("worse", []), block.get("unknown") or {}
     line = f"highest {metric}: {block['best']} ({block['best_mean']:.3f})"
     if others:
         line += (f"; statistically tied with it (Holm-corrected p ≥ 0.05): {', '.join(others)}: the data cannot "
                  "tell these apart")
-    else:
-        line += "; every other strategy is significantly worse (Holm-corrected p < 0.05)"
-    if block["unknown"]:
-        line += f"; not comparable on the same rows: {', '.join(block['unknown'])}"
+    if worse:
+        line += ("; every other strategy is significantly worse (Holm-corrected p < 0.05)" if not others and not unknown
+                 else f"; significantly worse (Holm-corrected p < 0.05): {', '.join(worse)}")
+    for why, names in unknown.items():
+        line += f"; {why}: {', '.join(names)}"
+    if unknown and not others and not worse:
+        line += " (so no difference is claimed)"
     return line + "."
 
 
