@@ -168,6 +168,8 @@ def validate_params(strategy, overrides: dict) -> dict:
             coerced = coerce_value(value, hint)
         except (ValueError, TypeError, OverflowError) as exc:
             why = f" ({exc})" if str(exc) and "could not convert" not in str(exc) else ""
+            if "Exceeds the limit" in str(exc):  # Python's own words name a setting of its own
+                why = " (a number of thousands of digits)"
             raise BenchError(f"parameter '{key}' of '{strategy.name}' must be {allowed(f, hint)}, got "
                              f"{echoed(str(value))}{why}; e.g. --param {strategy.name}.{key}="
                              f"{out[key] if out[key] is not None else '...'}") from None

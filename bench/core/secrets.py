@@ -39,13 +39,15 @@ def mask_secrets(text: str) -> str:
     """`text` with every URL password, credential-like query value and registered secret replaced by ***."""
     if not isinstance(text, str) or not text:
         return text
+    # the patterns first: a URL is masked whole before a registered piece of it could split it
+    for pattern in (_USERINFO, _SPACED):
+        text = pattern.sub(lambda m: f"{m['head']}{MASK}@" if m["secret"] != MASK else m[0], text)
+    text = _QUERY.sub(lambda m: f"{m['head']}{MASK}" if m["secret"] and m["secret"] != MASK
+                      and _CREDENTIAL_KEY.search(m["key"]) else m[0], text)
     for secret in sorted(_known, key=len, reverse=True):  # longest first: an encoded form holds the plain one
         if secret in text:
             text = text.replace(secret, MASK)
-    for pattern in (_USERINFO, _SPACED):
-        text = pattern.sub(lambda m: f"{m['head']}{MASK}@" if m["secret"] != MASK else m[0], text)
-    return _QUERY.sub(lambda m: f"{m['head']}{MASK}" if m["secret"] and m["secret"] != MASK
-                      and _CREDENTIAL_KEY.search(m["key"]) else m[0], text)
+    return text
 
 
 def has_secret(text: str) -> bool:
@@ -69,11 +71,27 @@ def secrets_of(url: str) -> list[str]:
 
 
 def register_url(url: str | None) -> None:
-    """Mask this URL's secrets verbatim from now on, in this process (plain, percent-encoded and decoded)."""
+    """Mask this URL's secrets verbatim from now on, in this process (plain, percent-encoded and decoded).
+    A password holding '@' is also registered as a parser that splits at its first '@' echoes it: the
+    rest of it glued to the host ("failed to resolve host 'ss@db'")."""
+    forms = set()
     for secret in secrets_of(url or ""):
-        for form in {secret, unquote(secret), quote(secret, safe=""), quote(unquote(secret), safe="")}:
-            if len(form) >= MIN_KNOWN:
-                _known.add(form)
+        forms |= {secret, unquote(secret), quote(secret, safe=""), quote(unquote(secret), safe="")}
+    rest = (url or "").split("://", 1)[-1]
+    if "@" in rest:
+        userinfo, hostpart = rest.rsplit("@", 1)
+        host = re.split(r"[:/?#]", hostpart, maxsplit=1)[0]
+        forms |= {f"{userinfo[i + 1:]}@{host}" for i, c in enumerate(userinfo) if c == "@"}
+    _known.update(f for f in forms if len(f) >= MIN_KNOWN)
+
+
+def needs_encoding(url: str | None) -> bool:
+    """Whether a password of the URL holds characters URL syntax reads as its own ('@', '/', '#', '?',
+    '%' not escaping, a space): parsers split it there, so it must be percent-encoded."""
+    rest = (url or "").split("://", 1)[-1]
+    userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
+    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    return bool(re.search(r"[@/#? ]|%(?![0-9A-Fa-f]{2})", password))
 
 
 def forget_registered() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,8 @@ def load_config_yaml(p: Path, path: str | Path) -> Any:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}" if where else ""
         raise BenchError(f"config file '{path}' is not valid YAML{at}; fix its syntax") from None
+    except ValueError:  # YAML read an integer of thousands of digits
+        raise BenchError(f"config file '{path}' holds a number too long to be one; fix that value") from None
     if expanded_size(data, CONFIG_MAX_VALUES) > CONFIG_MAX_VALUES:
         raise BenchError(f"config file '{path}' expands to more than {CONFIG_MAX_VALUES:,} values (YAML aliases "
                          "repeating each other?); an experiment needs a few dozen: remove the aliases")
@@ -280,13 +283,16 @@ def parse_param_flags(flags: list[str]) -> dict[str, dict]:
         value: Any = CliText(raw)
         try:
             parsed = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: an integer of thousands of digits
             parsed = value
         if isinstance(parsed, str):  # YAML 1.1 reads "1e-4" as a string
             try:
-                parsed = float(parsed)
+                number = float(parsed)
             except ValueError:
-                parsed = value
+                number = None
+            # a number past any float stays the text typed, so its error echoes that, not "inf"
+            words = parsed.strip().lower().lstrip("+-") in ("inf", "infinity", "nan")
+            parsed = number if number is not None and (math.isfinite(number) or words) else value
         if isinstance(parsed, (bool, int, float)) or parsed is None:
             value = parsed
         out.setdefault(strat if dot else "*", {})[name.strip()] = value

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.core.errors import BenchError, Pruned, echoed
-from bench.core.secrets import mask_secrets
+from bench.core.secrets import mask_secrets, needs_encoding
 
 HEARTBEAT_S = 10  # the parent beats this often while its trial runs...
 GRACE_S = 60  # ...so a RUNNING trial silent this long was left by a killed process
@@ -35,7 +35,9 @@ def open_storage(url: str, heartbeat: bool = False):
         return _rdb_storage(url, kwargs)
     except Exception as exc:  # a bad URL, a missing driver, an unreachable server
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"cannot open Optuna storage {shown(url)} ({why}); pass a database URL such as "
+        hint = ("; its password holds characters a URL reads as its own: percent-encode them (@ %40, / %2F, "
+                "# %23, ? %3F, % %25, space %20)") if needs_encoding(url) else ""
+        raise BenchError(f"cannot open Optuna storage {shown(url)} ({why}){hint}; pass a database URL such as "
                          "sqlite:///PATH.db or postgresql://USER@HOST/DB") from None
 
 

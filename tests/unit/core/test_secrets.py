@@ -62,3 +62,15 @@ def test_a_short_registered_secret_does_not_mask_ordinary_words():
     register_url("postgresql://u:ab@h/db")
     assert mask_secrets("tab stab") == "tab stab"
     assert mask_secrets("postgresql://u:ab@h/db") == "postgresql://u:***@h/db"
+
+
+def test_a_parser_that_splits_a_password_at_its_first_at_leaks_no_piece_of_it():
+    from bench.core.secrets import needs_encoding
+
+    url = "postgresql://ftbench:p@ssw0rd@127.0.0.1:1/nodb"
+    register_url(url)
+    echoed = f"cannot open {url} (failed to resolve host 'ssw0rd@127.0.0.1': Name or service not known)"
+    masked = mask_secrets(echoed)
+    assert "ssw0rd" not in masked and masked.startswith("cannot open postgresql://ftbench:***@127.0.0.1:1/nodb")
+    assert needs_encoding(url) and needs_encoding("postgresql://u:a b@h/db") and needs_encoding("mysql://u:50%@h/d")
+    assert not needs_encoding("postgresql://u:p%40ss@h/db") and not needs_encoding("sqlite:///x.db")
