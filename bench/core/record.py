@@ -134,7 +134,8 @@ class DatasetInfo(Block):
     split: dict[str, Any] | str | None = None  # how the rows were split (bench/data/splits.py)
     class_counts: dict[str, Any] | None = None  # {train|val|test: {label: n}}
     split_ids: dict[str, Any] | None = None
-    hygiene: dict[str, Any] | None = None  # duplicates, conflicting labels, near-duplicates across splits (bench/data/hygiene.py)
+    # duplicates, conflicting labels, near-duplicates across splits (bench/data/hygiene.py)
+    hygiene: dict[str, Any] | None = None
 
 
 @dataclass

@@ -140,7 +140,8 @@ def folder_problem(folder: Path, key: str) -> str | None:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return "has no manifest of its files (built by an older ftbench, or half-copied)"
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+    if (not isinstance(manifest, dict) or manifest.get("format") != FORMAT
+            or not isinstance(manifest.get("files"), dict)):
         return "has a manifest this ftbench does not read"
     if manifest.get("key") != key:
         return "was built for another source"

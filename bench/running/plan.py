@@ -48,7 +48,8 @@ def split_for(exp: Experiment) -> SplitSpec:
         raise BenchError(f"--max-rows {exp.max_rows}: give at least 2, with --split stratified:... or official "
                          "(per-class mode already says how many rows it takes)")
     if exp.split_col and spec.mode != "official":
-        raise BenchError(f"--split-col {echoed(exp.split_col)} places rows in the file's own splits: add --split official")
+        raise BenchError(f"--split-col {echoed(exp.split_col)} places rows in the file's own splits: "
+                         "add --split official")
     return spec
 
 

@@ -252,8 +252,10 @@ def _run_claimed(spec: RunSpec, results_dir, head: str, quiet: bool, log, force:
     except Interrupted as stop:
         log(f"{head}: {describe(stop.outcome)}")
         raise
-    kept = f"; the earlier ok record is kept, this attempt is in {attempt_path(record_path(results_dir, spec.run_id))}" \
-        if o.status != "ok" and is_done(results_dir, spec.run_id) else ""
+    kept = ""
+    if o.status != "ok" and is_done(results_dir, spec.run_id):
+        aside = attempt_path(record_path(results_dir, spec.run_id))
+        kept = f"; the earlier ok record is kept, this attempt is in {aside}"
     log(f"{head}: {describe(o)}{kept}")
     return o
 

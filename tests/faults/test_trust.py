@@ -16,7 +16,8 @@ FE = ["--strategies", "feature-extract"]
 
 def topic_rows(n: int, tag: str) -> list[dict]:
     topics = ["football match goal", "stock market shares", "film actor award"]
-    return [{"text": f"{tag} report {i}: the {topics[i % 3]} story number {i}", "label": ["sport", "money", "film"][i % 3]}
+    labels = ["sport", "money", "film"]
+    return [{"text": f"{tag} report {i}: the {topics[i % 3]} story number {i}", "label": labels[i % 3]}
             for i in range(n)]
 
 
