@@ -25,6 +25,11 @@ def default_storage(results_dir: str | Path) -> str:
 
 def open_storage(url: str, heartbeat: bool = False):
     """An RDBStorage for `url`; `heartbeat` enables failing the trials of killed processes."""
+    if url.split("://", 1)[-1].split("?", 1)[0].count("@") > 1:
+        # a driver splits at the first '@': the password's tail would be looked up as a host name (a
+        # DNS query carrying it) and echoed in the driver's error
+        raise BenchError(f"the storage URL {shown(url)} holds a password with '@': percent-encode it as %40 "
+                         "(and / as %2F, # as %23, ? as %3F, % as %25, a space as %20), then pass it again")
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
