@@ -3,7 +3,6 @@ small head (logistic regression by default, or an MLP) trained on them."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import torch
 from bench.core.errors import Diverged
 from bench.core.params import param
 from bench.engine.context import RunContext
+from bench.engine.cache_entries import FORMAT as CACHE_FORMAT, load_arrays, save_arrays
 from bench.engine.tokens import Encoded, encode, tokenizer_identity
 from strategies.shared.base import Strategy, StrategyResult
 from strategies.shared.trained import load_tokenizer
@@ -131,31 +131,37 @@ class _LazyBackbone:
 
 
 def _embedding_key(tokenizer, ctx: RunContext, enc: Encoded, pooling: str, max_length: int) -> str:
-    h = hashlib.sha256(f"{ctx.model.source}|{ctx.model.provenance}|{tokenizer_identity(tokenizer)}|"
-                       f"{pooling}|{max_length}".encode())
+    h = hashlib.sha256(f"embeddings v{CACHE_FORMAT}|{ctx.model.source}|{ctx.model.provenance}|"
+                       f"{tokenizer_identity(tokenizer)}|{pooling}|{max_length}".encode())
     for ids in enc.input_ids:
         h.update(np.asarray(ids, dtype=np.int32).tobytes() + b"|")
-    return h.hexdigest()[:24]
+    return h.hexdigest()
 
 
 def _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name, phase) -> np.ndarray:
-    path = Path(ctx.cache_dir) / "embeddings" / f"{key}.npy"
-    if path.exists():
+    """The split's embeddings from the cache where the entry is the one written for `key` (one row
+    per text, finite, its checksum intact), else computed and cached (bench/engine/cache_entries.py)."""
+    path = Path(ctx.cache_dir) / "embeddings" / f"{key[:24]}.npz"
+
+    def misfit(arrays: dict) -> str | None:
+        x = arrays.get("embeddings")
+        if x is None or x.ndim != 2 or x.dtype.kind != "f":
+            return "is not an embeddings entry"
+        if len(x) != len(enc):
+            return f"holds {len(x)} rows, not the {len(enc)} texts of the {split_name} split"
+        return None if np.isfinite(x).all() else "holds non-finite values"
+
+    cached = load_arrays(path, key, misfit)
+    if cached is not None:
         ctx.tracker.log(f"{split_name} embeddings: cached ({path.name})")
         ctx.tracker.count("cached_embeddings", len(enc))
-        return np.load(path, allow_pickle=False)
+        return cached["embeddings"]
     model = backbone.get()  # timed as "load"
     with ctx.tracker.phase(phase):
         out = _embed(model, enc, ctx, tokenizer, pooling, split_name, count_as=phase)
-    tmp = path.with_name(f".{path.stem}.{np.random.randint(1 << 30)}.npy")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(tmp, out)
-        tmp.replace(path)
-    except OSError as exc:  # a full or read-only cache costs the next run a recomputation, not this run
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        ctx.tracker.log(f"{split_name} embeddings not cached ({exc.strerror or exc})")
+    why = save_arrays(path, key, embeddings=out)
+    if why:  # a full or read-only cache costs the next run a recomputation, not this run
+        ctx.tracker.log(f"{split_name} embeddings not cached ({why})")
     return out
 
 

@@ -11,16 +11,16 @@ from bench.commands.flags import (add_config_flag, add_data_flags, add_report_fl
                                   add_storage_flag, add_study_flags)
 from bench.commands.launching import add_launcher_flags, check_launcher_flags, launcher_from_args
 from bench.commands.rendering import render_after_runs
-from bench.core.errors import BenchError, stop_on_signal
+from bench.core.errors import BenchError, cut, stop_on_signal
 from bench.core.plugins import load_plugins
-from bench.core.secrets import mask_secrets
+from bench.core.secrets import mask_secrets, register_url
 
 
 class OneLineParser(argparse.ArgumentParser):
     """Usage mistakes as one `error:` line (exit 2), like every other input error."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"error: {cut(mask_secrets(message))} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +240,7 @@ COMMANDS = {"run": cmd_run, "report": cmd_report, "tune": cmd_tune, "compare": c
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    register_url(getattr(args, "storage", None))  # its password masked verbatim, whatever it holds
     # put back on return what was found: called in-process (tests, a notebook), a stop would
     # otherwise leave both signals ignored for whatever runs next in this interpreter
     found = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins()
         return COMMANDS[args.command](args)
     except BenchError as exc:
-        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
+        print(f"error: {cut(mask_secrets(str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)

@@ -1,4 +1,7 @@
-"""User-facing errors: one clear line that says what is wrong and how to fix it."""
+"""User-facing errors: one clear line that says what is wrong and how to fix it, and the helpers that
+keep it one short line whatever value it echoes."""
+
+import reprlib
 
 
 class BenchError(Exception):
@@ -44,3 +47,24 @@ def stop_on_signal(signum, frame) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     raise Stopped(signum)
+# ---------------------------------------------------------------- echoing values in messages
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 6, 6, 6, 6
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = 60, 40, 60
+SHOWN_LIMIT = 80
+LINE_LIMIT = 600
+
+
+def echoed(value, limit: int = SHOWN_LIMIT) -> str:
+    """A value as an error message echoes it: its repr, cut to `limit` characters (a value read from
+    a YAML alias bomb or a 100k-character flag must not become a message of megabytes). Bounded
+    work too: reprlib stops at a few items per level and a few levels deep."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cut(text: str, limit: int = LINE_LIMIT) -> str:
+    """A line of text cut to `limit` characters, saying how long it was."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters in all)"

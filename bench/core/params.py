@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, echoed
 from bench.core.hints import is_union, without_none, words
 
 
@@ -94,7 +94,7 @@ def coerce_value(value: Any, hint: Any) -> Any:
             raise ValueError
         number = float(value)
         if not math.isfinite(number):
-            raise ValueError(f"{value!r} is not a finite number")
+            raise ValueError(f"{echoed(value)} is not a finite number")
         return number
     if base is str:
         if not isinstance(value, str):
@@ -142,16 +142,18 @@ def validate_params(strategy, overrides: dict) -> dict:
             coerced = coerce_value(value, hint)
         except (ValueError, TypeError, OverflowError) as exc:
             why = f" ({exc})" if str(exc) and "could not convert" not in str(exc) else ""
+            if "Exceeds the limit" in str(exc):  # Python's own words name a setting of its own
+                why = " (a number of thousands of digits)"
             raise BenchError(f"parameter '{key}' of '{strategy.name}' must be {allowed(f, hint)}, got "
-                             f"{str(value)!r}{why}; e.g. --param {strategy.name}.{key}="
+                             f"{echoed(str(value))}{why}; e.g. --param {strategy.name}.{key}="
                              f"{out[key] if out[key] is not None else '...'}") from None
         if not check_bounds(f, coerced):
-            raise BenchError(f"parameter '{key}' of '{strategy.name}' is {coerced!r}, out of range: it must be "
+            raise BenchError(f"parameter '{key}' of '{strategy.name}' is {echoed(coerced)}, out of range: it must be "
                              f"{allowed(f, hint)}")
         out[key] = coerced
     for key, value in out.items():  # the defaults too: a subclass may tighten a bound
         if not check_bounds(fields[key], value):
-            raise BenchError(f"parameter '{key}' of '{strategy.name}' is {value!r}, out of range: it must be "
+            raise BenchError(f"parameter '{key}' of '{strategy.name}' is {echoed(value)}, out of range: it must be "
                              f"{allowed(fields[key], hints[key])}")
     strategy.Params(**out)  # a dataclass __post_init__ may validate further
     return out

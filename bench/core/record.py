@@ -33,7 +33,13 @@ class RecordError(ValueError):
 
 
 def finite(x: Any) -> bool:
-    return is_number(x) and math.isfinite(x)
+    """A number that is a finite float (an integer too large for a float is not)."""
+    if not is_number(x):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def _block_type(hint: Any) -> type | None:
@@ -113,6 +119,8 @@ class DatasetInfo(Block):
     split: dict[str, Any] | str | None = None  # how the rows were split (bench/data/splits.py)
     class_counts: dict[str, Any] | None = None  # {train|val|test: {label: n}}
     split_ids: dict[str, Any] | None = None
+    # duplicates, conflicting labels, near-duplicates across splits (bench/data/hygiene.py)
+    hygiene: dict[str, Any] | None = None
 
 
 @dataclass

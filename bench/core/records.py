@@ -1,6 +1,10 @@
 """Run records on disk: one JSON file per run (`Record.to_dict()`, bench/core/record.py), written
 atomically, never edited after an `ok`; read back through `Record.from_dict`, so every reader gets
 the same type and an odd file is skipped with its reason instead of crashing anything.
+
+An `ok` record is never replaced by a run that did not finish (a `--force` rerun that failed, was
+cancelled or ran out of memory): that attempt's record is kept beside it instead, in
+`RESULTS/.attempts/RUN_ID.json` (a hidden folder, so readers of the results see the good record).
 """
 
 from __future__ import annotations
@@ -15,16 +19,31 @@ from typing import Any, Iterator
 from bench.core.record import SCHEMA, STATUSES, Record, RecordError  # noqa: F401 - the store's vocabulary
 
 
+ATTEMPTS = ".attempts"  # where an unfinished attempt goes when an ok record holds its run id
+
+
 def record_path(results_dir: str | Path, run_id: str) -> Path:
     return Path(results_dir) / f"{run_id}.json"
 
 
+def attempt_path(path: str | Path) -> Path:
+    """Where the record at `path` keeps a later attempt that did not finish."""
+    path = Path(path)
+    return path.parent / ATTEMPTS / path.name
+
+
 def write_record(path: str | Path, record: "Record | dict[str, Any]") -> Path:
     """Write atomically (temp file in the same folder + rename): a reader never sees half a file,
-    and a crash mid-write leaves the previous record intact."""
+    and a crash mid-write leaves the previous record intact. A record that is not `ok` goes to
+    `attempt_path(path)` where `path` holds an ok record of the same run: the good one stays.
+    Returns the path written."""
     path = Path(path)
     if isinstance(record, Record):
         record = record.to_dict()
+    if record.get("status") != "ok":
+        held = read_record(path) if path.exists() else None
+        if held is not None and held.status == "ok" and held.run_id == record.get("run_id"):
+            path = attempt_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
@@ -121,6 +140,18 @@ def strip_nonfinite(obj: Any, where: str = "") -> tuple[Any, list[str]]:
     except ImportError:
         pass
     return obj, []
+
+
+def last_written(path: str | Path) -> Record | None:
+    """The record at `path`, or the attempt kept beside it (`attempt_path`) where that was written later."""
+    path = Path(path)
+    rec, aside = read_record(path), attempt_path(path)
+    try:
+        if aside.stat().st_mtime_ns >= path.stat().st_mtime_ns:
+            return read_record(aside) or rec
+    except OSError:
+        pass
+    return rec
 
 
 def is_done(results_dir: str | Path, run_id: str) -> bool:

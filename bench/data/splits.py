@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, echoed
 
 MODES = ("per-class", "stratified", "official")
 SPLITS = ("train", "val", "test")
@@ -42,7 +42,7 @@ def parse_per_class(value: str | Sequence[int]) -> tuple[int, int, int]:
     except (TypeError, ValueError):
         nums = ()
     if len(nums) != 3 or min(nums) < 0 or nums[0] < 1 or nums[2] < 1:
-        raise BenchError(f"--per-class {value!r} is not TRAIN,VAL,TEST row counts per class "
+        raise BenchError(f"--per-class {echoed(value)} is not TRAIN,VAL,TEST row counts per class "
                          "(e.g. 2000,500,500; train and test at least 1)")
     return nums  # type: ignore[return-value]
 
@@ -61,11 +61,11 @@ def parse_split(value: str | SplitSpec | Sequence[int]) -> SplitSpec:
         return SplitSpec("per-class", parse_per_class(rest))
     if mode == "official":
         if rest.strip():
-            raise BenchError(f"--split {value!r}: 'official' takes no sizes (the dataset's own splits are used)")
+            raise BenchError(f"--split {echoed(value)}: 'official' takes no sizes (the dataset's own splits are used)")
         return SplitSpec("official")
     if mode == "stratified":
         return SplitSpec("stratified", parse_fractions(rest, value))
-    raise BenchError(f"--split {value!r}: use per-class:TRAIN,VAL,TEST (rows per class), "
+    raise BenchError(f"--split {echoed(value)}: use per-class:TRAIN,VAL,TEST (rows per class), "
                      "stratified:0.8,0.1,0.1 (fractions of all rows) or official")
 
 
@@ -77,7 +77,7 @@ def parse_fractions(text: str, whole: str) -> tuple[float, float, float]:
     ok = (len(nums) == 3 and all(math.isfinite(x) and 0 <= x <= 1 for x in nums) and nums[0] > 0
           and nums[2] > 0 and sum(nums) <= 1 + 1e-9)
     if not ok:
-        raise BenchError(f"--split {whole!r}: stratified takes TRAIN,VAL,TEST fractions of all rows, each in "
+        raise BenchError(f"--split {echoed(whole)}: stratified takes TRAIN,VAL,TEST fractions of all rows, each in "
                          "[0, 1], train and test above 0, summing to at most 1 (e.g. stratified:0.8,0.1,0.1)")
     return nums  # type: ignore[return-value]
 
@@ -95,11 +95,11 @@ def parse_train_sizes(value: str | Sequence | None) -> list[int | float] | None:
             values.append(math.nan)
     counts = any(x > 1 for x in values)  # any size above 1: all are rows per class, else all fractions
     if not values or any(not math.isfinite(x) or x <= 0 or (counts and x != int(x)) for x in values):
-        raise BenchError(f"--train-sizes {value!r}: give rows per class (8,16,32) or fractions of the train "
+        raise BenchError(f"--train-sizes {echoed(value)}: give rows per class (8,16,32) or fractions of the train "
                          "split in (0, 1] (0.1,0.5,1)")
     sizes: list[int | float] = [int(x) for x in values] if counts else values
     if len(set(sizes)) != len(sizes):
-        raise BenchError(f"--train-sizes {value!r}: a size is repeated")
+        raise BenchError(f"--train-sizes {echoed(value)}: a size is repeated")
     return sorted(sizes)
 
 
@@ -113,7 +113,7 @@ def per_class_rows(pool: pd.DataFrame, labels: list[str], counts: tuple[int, int
     for label in labels:
         rows = pool[pool["label"] == label]
         if len(rows) < need:
-            raise BenchError(f"class {label!r} of '{name}' has {len(rows)} rows after deduplication; "
+            raise BenchError(f"class {echoed(label)} of '{name}' has {len(rows)} rows after deduplication; "
                              f"--per-class {n_train},{n_val},{n_test} needs {need}: lower --per-class, or use "
                              "--split stratified:0.8,0.1,0.1 to keep every row of every class")
         rows = rows.iloc[rng.permutation(len(rows))]
@@ -124,7 +124,7 @@ def per_class_rows(pool: pd.DataFrame, labels: list[str], counts: tuple[int, int
         else:
             t = official_test[official_test["label"] == label]
             if len(t) < n_test:
-                raise BenchError(f"class {label!r} has {len(t)} rows in the official test split of "
+                raise BenchError(f"class {echoed(label)} has {len(t)} rows in the official test split of "
                                  f"'{name}'; asked for {n_test}: lower the test count in --per-class")
             parts["test"].append(t.iloc[rng.permutation(len(t))[:n_test]])
     return parts
@@ -155,7 +155,7 @@ def stratified_rows(pool: pd.DataFrame, labels: list[str], fractions: tuple[floa
     for label in labels:
         rows = pool[pool["label"] == label]
         if len(rows) < need:
-            raise BenchError(f"class {label!r} of '{name}' has {len(rows)} row(s); --split {spec} needs at least "
+            raise BenchError(f"class {echoed(label)} of '{name}' has {len(rows)} row(s); --split {spec} needs at least "
                              f"{need} (one in each split): drop or merge that class in the data, or use "
                              "--split official with a split column that places its rows")
         rows = rows.iloc[rng.permutation(len(rows))]
@@ -174,7 +174,7 @@ def official_rows(train: pd.DataFrame, val: pd.DataFrame | None, test: pd.DataFr
     for label in labels:
         rows = train[train["label"] == label]
         if len(rows) == 0:
-            raise BenchError(f"class {label!r} of '{name}' has no rows in the official train split: a model "
+            raise BenchError(f"class {echoed(label)} of '{name}' has no rows in the official train split: a model "
                              "cannot learn it; drop that class, or use --split stratified:0.8,0.1,0.1")
         rows = rows.iloc[rng.permutation(len(rows))]
         if val is None:
@@ -213,7 +213,7 @@ def subsample_positions(label_ids: np.ndarray, labels: list[str], size: int | fl
             continue
         n = size if isinstance(size, int) else max(1, round(len(rows) * size))
         if n > len(rows):
-            raise BenchError(f"--train-sizes {size}: class {label!r} of '{name}' has {len(rows)} training rows; "
+            raise BenchError(f"--train-sizes {size}: class {echoed(label)} of '{name}' has {len(rows)} training rows; "
                              f"give sizes up to {len(rows)}, or a larger train split")
         keep.append(rows[:n])
     return np.sort(np.concatenate(keep))

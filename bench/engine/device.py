@@ -25,10 +25,10 @@ def resolve_device(requested: str = "auto") -> str:
 
     import torch
 
-    from bench.core.errors import BenchError
+    from bench.core.errors import BenchError, echoed
 
     if not isinstance(requested, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", requested.strip()):
-        raise BenchError(f"--device {requested!r} is not supported here; use {DEVICE_FORMS}")
+        raise BenchError(f"--device {echoed(requested)} is not supported here; use {DEVICE_FORMS}")
     requested = requested.strip()
     if requested.startswith("cuda:") and torch.cuda.is_available():
         index = int(requested.split(":")[1])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, echoed
 
 ATTENTION = ("", "eager", "sdpa", "flash_attention_2")
 
@@ -35,7 +35,7 @@ def check_speed_params(p, device: str, strategy: str) -> None:
                          f"{p.max_length}: a full-length row would not fit; raise it or lower max_length ({how})")
     attn = p.attn_implementation
     if attn not in ATTENTION:
-        raise BenchError(f"{strategy}: attn_implementation {attn!r}: use one of "
+        raise BenchError(f"{strategy}: attn_implementation {echoed(attn)}: use one of "
                          f"{', '.join(a or repr('') for a in ATTENTION)} ({how})")
     cuda = device.startswith("cuda")
     if attn == "flash_attention_2":

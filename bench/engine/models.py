@@ -2,23 +2,22 @@
 
 `resolve_model(name)` is cheap and runs before any model loads (it only checks that the weights
 can be had); `ModelRef.local_path()` materializes them (the GGUF alias is de-quantized once and
-cached as safetensors, so later loads take seconds)."""
+cached as safetensors, so later loads take seconds). A cached folder is checked against its
+manifest on first use in a process and rebuilt when it does not match (bench/engine/cache_entries.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from bench.core.errors import BenchError
 from bench.core.packages import package_dir
+from bench.engine.cache_entries import building, ready_folder
 
 
 def cache_root() -> Path:
@@ -176,7 +175,8 @@ def random_model_folder(arch: str, log: Callable[[str], None] = print) -> Path:
     spec = RANDOM_ARCHITECTURES[arch]
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     target = cache_root() / "models" / f"random-{arch}-{digest}"
-    if (target / "config.json").exists():
+    key = f"random:{arch}|{digest}"
+    if ready_folder(target, key):
         return target
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -184,7 +184,7 @@ def random_model_folder(arch: str, log: Callable[[str], None] = print) -> Path:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     log(f"building random:{arch} on {device} in bf16 (once; cached in {target}) ...")
     try:
-        with building(target) as tmp:
+        with building(target, key) as tmp:
             config = AutoConfig.for_model(**spec)
             torch.manual_seed(0)  # the same weights on every machine of the same kind
             with torch.device(device):
@@ -227,6 +227,41 @@ def _resolve_hub(repo_id: str, alias: str | None = None) -> ModelRef:
                              "`huggingface-cli login`, or " + hint) from None
         raise BenchError(f"cannot reach the Hugging Face Hub for model '{repo_id}' ({kind}); {hint}") from None
     return ModelRef(repo_id, repo_id, f"Hugging Face Hub {repo_id}@{(info.sha or '?')[:12]}", None)
+
+
+# position embeddings offset by the padding index (fairseq's convention): two of them are not usable
+OFFSET_POSITIONS = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2, "bart": 2, "mbart": 2}
+
+
+def max_positions(ref: ModelRef) -> int | None:
+    """How many token positions the model has, read without loading a weight: its config.json, the
+    GGUF header's context length, or the random architecture's config. None where it cannot be told."""
+    if ref.random_weights:
+        return RANDOM_ARCHITECTURES[ref.extra["architecture_name"]].get("max_position_embeddings")
+    if ref.gguf:
+        arch = gguf_metadata_value(Path(ref.source), "general.architecture")
+        value = gguf_metadata_value(Path(ref.source), f"{arch}.context_length") if arch else None
+        return int(value) if isinstance(value, int) and value > 0 else None
+    folder = Path(ref.source)
+    if not (folder / "config.json").is_file():  # a Hub id: its cached config, where there is one
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(ref.source, "config.json")
+        if not isinstance(cached, str):
+            return None
+        folder = Path(cached).parent
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    cfg = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = cfg.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value - OFFSET_POSITIONS.get(cfg.get("model_type"), 0)
+    return None
 
 
 def _architecture_of(folder: Path) -> str | None:
@@ -291,12 +326,13 @@ def _dequantized_copy(gguf: Path, log: Callable[[str], None]) -> Path:
     """De-quantize a GGUF to float safetensors once; later loads read the cached copy."""
     stat = gguf.stat()
     target = cache_root() / "models" / f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}"
-    if (target / "config.json").exists():
+    key = f"gguf|{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
+    if ready_folder(target, key):
         return target
     log(f"converting {gguf.name} to safetensors (once; cached in {target}) ...")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with building(target) as tmp:
+    with building(target, key) as tmp:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # transformers marks GGUF-loaded models as quantized and refuses to save them, but the
@@ -308,23 +344,6 @@ def _dequantized_copy(gguf: Path, log: Callable[[str], None]) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return target
-
-
-@contextlib.contextmanager
-def building(target: Path):
-    """A temporary folder beside `target`, renamed to it when the block succeeds (whole or not at all,
-    for other processes reading the cache); where another process got there first, theirs is kept."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name[:20]}-", dir=target.parent))
-    try:
-        yield tmp
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process built it first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def alias_status() -> list[tuple[str, bool, str, str]]:

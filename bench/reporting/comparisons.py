@@ -22,6 +22,9 @@ from bench.core import stats
 from bench.reporting.summary import GROUP_KEYS, headline_metrics, size_order, summary_mask
 
 MEMBER_KEYS = ["strategy", "model", "variant"]
+# why a pair was not tested; nothing is claimed about it
+NOT_COMPARABLE = "not comparable: different seeds/splits"
+NOT_RECORDED = "not compared: the same test rows, but their predictions are not recorded"
 
 
 def comparison_blocks(runs: pd.DataFrame, label) -> list[dict[str, Any]]:
@@ -54,34 +57,38 @@ def compare_block(dataset: str, size: str, groups: list, metric: str, label) -> 
     for pair in pairs:
         pair["verdict"] = verdict(pair)
     best = max(means, key=lambda k: (means[k], -len(names[k])))
-    tied, unknown = [names[best]], []
+    tied, worse, unknown = [names[best]], [], {}
     for pair in pairs:
         if best not in (pair["key_a"], pair["key_b"]):
             continue
         other = pair["key_b"] if pair["key_a"] == best else pair["key_a"]
-        if pair.get("p_holm") is None:
-            unknown.append(names[other])
+        if pair.get("p_holm") is None:  # never tested: said as such, never counted as worse
+            unknown.setdefault(pair.get("why", NOT_COMPARABLE), []).append(names[other])
         elif pair["p_holm"] >= stats.ALPHA:
             tied.append(names[other])
+        else:
+            worse.append(names[other])
     return {"dataset": dataset, "train_size": size, "metric": metric, "best": names[best],
-            "best_mean": means[best], "tied": tied, "unknown": unknown, "pairs": pairs}
+            "best_mean": means[best], "tied": tied, "worse": worse, "unknown": unknown, "pairs": pairs}
 
 
 def compare_pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any]:
     """The two groups' runs matched by seed on equal test rows, then the tests described above, with
     the one ahead on those rows as A (`swapped` says b was)."""
-    matched = []
+    matched, same_rows = [], False
     last_a, last_b = (g.dropna(subset=["seed"]).drop_duplicates("seed", keep="last").set_index("seed", drop=False)
                       for g in (a, b))  # one row per seed, looked up by seed (a scan per seed is quadratic)
     for seed in sorted(set(last_a.index) & set(last_b.index)):
         ra, rb = last_a.loc[seed], last_b.loc[seed]
-        usable = (ra["eval_key"] is not None and ra["eval_key"] == rb["eval_key"] and ra["truth"] is not None
+        rows_equal = ra["eval_key"] is not None and ra["eval_key"] == rb["eval_key"]
+        same_rows = same_rows or rows_equal
+        usable = (rows_equal and ra["truth"] is not None
                   and rb["truth"] == ra["truth"] and ra["predictions"] is not None and rb["predictions"] is not None
                   and len(ra["predictions"]) == len(rb["predictions"]) == len(ra["truth"]))
         if usable:
             matched.append((seed, ra, rb))
     if not matched:
-        return {"n_seeds": 0, "why": "no seed where both evaluated the same test rows with predictions recorded"}
+        return {"n_seeds": 0, "why": NOT_RECORDED if same_rows else NOT_COMPARABLE}
     n_classes = max(len(ra["labels"]) for _, ra, _ in matched) or 1
     truth = np.concatenate([ra["truth"] for _, ra, _ in matched])
     pred_a = np.concatenate([ra["predictions"] for _, ra, _ in matched])
@@ -115,7 +122,7 @@ def compare_pair(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> dict[str, Any
 
 def verdict(pair: dict[str, Any]) -> str:
     if pair.get("p_holm") is None:
-        return "not compared: " + pair.get("why", "no paired runs")
+        return pair.get("why", NOT_COMPARABLE)
     if pair["p_holm"] < stats.ALPHA:
         return f"{pair['a']} is better"
     return "no significant difference"

@@ -41,7 +41,7 @@ def mean_per_class_f1(metrics_blocks: Iterable[dict], labels: list[str]) -> list
         per_class = dig(block, "per_class")
         for label in labels:
             f1 = number(dig(per_class, label, "f1"))
-            if not math.isnan(f1):
+            if 0 <= f1 <= 1:  # NaN, and any impossible F1, left out
                 values[label].append(f1)
     return [float(np.mean(v)) if v else math.nan for v in values.values()]
 
@@ -52,9 +52,10 @@ def confusion_total(metrics_blocks: Iterable[dict], n_labels: int) -> list[list[
     for block in metrics_blocks:
         try:
             matrix = np.asarray(dig(block, "confusion"), dtype=float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             continue
-        if matrix.shape != (n_labels, n_labels) or np.isnan(matrix).any():
+        if matrix.shape != (n_labels, n_labels) or not np.isfinite(matrix).all() or (matrix < 0).any() \
+                or (matrix > 2**53).any():  # counts of rows, or nothing
             continue
         total = matrix if total is None else total + matrix
     return None if total is None else total.astype(int).tolist()

@@ -324,7 +324,7 @@ def runs_section(records: list[Record], runs: pd.DataFrame, links: Callable[[Rec
     rows.sort(key=lambda r: r["order"])
     not_finished = [r for r in rows if r["status"] in NOT_FINISHED]
     return {"rows": [r for r in rows if not r["is_trial"]], "trials": [r for r in rows if r["is_trial"]],
-            "not_finished": not_finished}
+            "not_finished": not_finished, "invalid": [r for r in rows if r["invalid"]]}
 
 
 def record_links(results_dir: Path, out_dir: Path) -> Callable[[Record], str | None]:
@@ -393,6 +393,7 @@ def run_row(record: Record, run: pd.Series, href: str | None = None) -> dict[str
         "balanced_value": sort_value(run["balanced_accuracy"]),
         "time": cost_text(run["total_time_s"], fmt_seconds), "time_value": sort_value(run["total_time_s"]),
         "run_id": run["run_id"], "error": None if error is None else mask_secrets(str(error)),
+        "invalid": "; ".join(run["invalid"]),  # impossible figures: shown, never counted
         "details": None if is_trial else run_details(record),
     }
 

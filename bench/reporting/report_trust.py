@@ -52,8 +52,10 @@ def data_section(records: list[Record], runs: pd.DataFrame) -> list[dict[str, An
         key = (dataset, str(how.get("spec")), summary.size_label(how.get("train_size")),
                json.dumps(counts, sort_keys=True))
         item = seen.setdefault(key, {"dataset": dataset, "spec": str(how.get("spec") or "per-class"),
-                                     "train_size": how.get("train_size"), "seeds": set(), "counts": counts})
+                                     "train_size": how.get("train_size"), "seeds": set(), "counts": counts,
+                                     "notes": {}})
         item["seeds"].add(str(how.get("seed")))
+        item["notes"].update(dict.fromkeys(data_notes(rec, how)))
     blocks: dict[str, dict[str, Any]] = {}
     order = sorted(seen.items(), key=lambda kv: (kv[0][0], kv[0][1], -summary.size_order(kv[0][2])))
     for (dataset, spec, size, _), item in order:
@@ -71,7 +73,7 @@ def data_section(records: list[Record], runs: pd.DataFrame) -> list[dict[str, An
         name = (f"{spec}, seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
                 + ("" if item["train_size"] is None else f", train size {item['train_size']}"))
         if len(block["splits"]) < 6:  # one table per split setting; seeds add little past a few
-            block["splits"].append({"name": name, "labels": labels, "rows": rows,
+            block["splits"].append({"name": name, "labels": labels, "rows": rows, "notes": list(item["notes"]),
                                     "ratio": "—" if math.isnan(ratio) else f"{ratio:.1f}"})
     for block in blocks.values():
         metric = block["metric"] or "accuracy"
@@ -81,6 +83,19 @@ def data_section(records: list[Record], runs: pd.DataFrame) -> list[dict[str, An
             "large classes" if metric == "balanced_accuracy" else
             "the test split is balanced, so comparisons rank by accuracy")
     return [blocks[k] for k in sorted(blocks)]
+
+
+def data_notes(rec: Record, how: dict) -> list[str]:
+    """What the data hygiene found and did (the record's notes) and where a pool's rows came from."""
+    notes = [str(n) for n in rec.dataset.notes] if isinstance(rec.dataset.notes, list) else (
+        [rec.dataset.notes] if isinstance(rec.dataset.notes, str) else [])
+    pool, left_out = how.get("pool"), how.get("pool_left_out")
+    if isinstance(pool, list) and pool and pool != ["all"]:
+        text = f"rows drawn from the dataset's {', '.join(map(str, pool))} split{'s' if len(pool) > 1 else ''}"
+        if isinstance(left_out, list) and left_out:
+            text += f"; its {', '.join(map(str, left_out))} split{'s' if len(left_out) > 1 else ''} left out"
+        notes.append(text)
+    return notes
 
 
 # ---------------------------------------------------------------- is the difference real?
@@ -112,16 +127,22 @@ def significance_section(runs: pd.DataFrame, label: Callable, blocks: list | Non
 
 
 def tied_line(block: dict[str, Any]) -> str:
+    """The block's verdict in one sentence, claiming only what was tested: tied, significantly worse,
+    and, apart, the strategies that could not be compared on the same rows."""
     metric = METRIC_NAMES[block["metric"]]
     others = [t for t in block["tied"] if t != block["best"]]
+    worse, unknown = block.get("worse", []), block.get("unknown") or {}
     line = f"highest {metric}: {block['best']} ({block['best_mean']:.3f})"
     if others:
         line += (f"; statistically tied with it (Holm-corrected p ≥ 0.05): {', '.join(others)}: the data cannot "
                  "tell these apart")
-    else:
-        line += "; every other strategy is significantly worse (Holm-corrected p < 0.05)"
-    if block["unknown"]:
-        line += f"; not comparable on the same rows: {', '.join(block['unknown'])}"
+    if worse:
+        line += ("; every other strategy is significantly worse (Holm-corrected p < 0.05)" if not others and not unknown
+                 else f"; significantly worse (Holm-corrected p < 0.05): {', '.join(worse)}")
+    for why, names in unknown.items():
+        line += f"; {why}: {', '.join(names)}"
+    if unknown and not others and not worse:
+        line += " (so no difference is claimed)"
     return line + "."
 
 

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from bench.core.errors import echoed
 from bench.core.record import Record
 
 GROUP_KEYS = ["strategy", "model", "dataset", "train_size", "variant"]
@@ -67,10 +68,54 @@ def dig(obj: Any, *keys: Any) -> Any:
 
 
 def number(value: Any) -> float:
-    """A finite-or-NaN float; None, bools, strings and other junk become NaN."""
+    """A finite float or NaN: None, bools, strings, inf and integers too large for a float become NaN."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         return math.nan
-    return float(value)
+    try:
+        out = float(value)
+    except OverflowError:
+        return math.nan
+    return out if math.isfinite(out) else math.nan
+
+
+# What a figure can be; a record holding anything else (accuracy 5, inf, a negative time, 10**400
+# parameters) is flagged invalid in the Runs table and left out of every mean, test and ranking.
+MAX_COUNT, MAX_MB, MAX_SECONDS, MAX_RATE = 10**14, 10**9, 10**8, 10**12
+VALID_RANGES = {
+    "accuracy": (0, 1), "balanced_accuracy": (0, 1), "macro_f1": (0, 1), "baseline_accuracy": (0, 1),
+    "majority_accuracy": (0, 1), "majority_balanced_accuracy": (0, 1),
+    "trainable_params": (0, MAX_COUNT), "total_params": (0, MAX_COUNT), "memory_mb": (0, MAX_MB),
+    "train_time_s": (0, MAX_SECONDS), "embed_time_s": (0, MAX_SECONDS), "total_time_s": (0, MAX_SECONDS),
+    "train_examples_per_s": (0, MAX_RATE),
+}
+
+
+def invalid_reason(value: Any, low: float, high: float) -> str | None:
+    """Why a figure read from a record cannot be true, or None (absent values are merely missing)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return "too large to be a figure"
+    if not math.isfinite(as_float):
+        return "not a finite number"
+    if not low <= as_float <= high:
+        return f"outside [{low:g}, {high:g}]"
+    return None
+
+
+def invalid_figures(raw: dict[str, Any]) -> dict[str, str]:
+    """The figures of `raw` (figure -> value as the record holds it) that cannot be true: {figure: why, in words}."""
+    out = {}
+    for figure, value in raw.items():
+        why = invalid_reason(value, *VALID_RANGES[figure])
+        if why:
+            out[figure] = f"{figure} {echoed(value, 24)} ({why})"
+    trainable, total = number(raw.get("trainable_params")), number(raw.get("total_params"))
+    if not out and trainable > total:
+        out["trainable_params"] = "trainable_params above total_params"
+    return out
 
 
 def name_of(value: Any) -> str:
@@ -115,7 +160,21 @@ def flatten(record: "Record | dict") -> dict[str, Any]:
     scored = not record.random_weights
     metrics = record.metrics if scored and record.metrics else None
     baseline = record.baseline if scored else None
-    return {
+    majority = record.majority_baseline
+    time_s = cost.time_s if cost and isinstance(cost.time_s, dict) else {}
+    raw = {"accuracy": metrics.accuracy if metrics else None,
+           "balanced_accuracy": metrics.balanced_accuracy if metrics else None,
+           "macro_f1": metrics.macro_f1 if metrics else None,
+           "baseline_accuracy": baseline.accuracy if baseline else None,
+           "majority_accuracy": majority.accuracy if majority else None,
+           "majority_balanced_accuracy": majority.balanced_accuracy if majority else None,
+           "trainable_params": cost.trainable_params if cost else None,
+           "total_params": cost.total_params if cost else None,
+           "memory_mb": getattr(cost, memory_key) if cost else None,
+           "train_time_s": time_s.get("train"), "total_time_s": time_s.get("total"),
+           "train_examples_per_s": cost.train_examples_per_s if cost else None}
+    invalid = {**invalid_figures(raw), **invalid_figures({"embed_time_s": time_s.get("embed")})}
+    row = {
         "run_id": record.run_id,
         "status": record.status,
         "error": record.error,
@@ -157,7 +216,13 @@ def flatten(record: "Record | dict") -> dict[str, Any]:
         "train_examples_per_s": number(cost.train_examples_per_s if cost else None),
         "finished_at": record.finished_at,
         **protocol_fields(record),
+        "invalid": list(invalid.values()),
     }
+    for figure in invalid.keys() & row.keys():  # shown as missing; the Runs table says why
+        row[figure] = math.nan
+    if "embed_time_s" in invalid:
+        row["train_time_s"] = math.nan
+    return row
 
 
 def protocol_fields(record: Record) -> dict[str, Any]:
@@ -284,8 +349,8 @@ def short_value(value: Any) -> str:
 
 
 def summary_mask(runs: pd.DataFrame) -> pd.Series:
-    """Runs that enter the means: ok, on the test split, not a tuning trial."""
-    return (runs["status"] == "ok") & ~runs["is_trial"]
+    """Runs that enter the means: ok, on the test split, not a tuning trial, no impossible figure."""
+    return (runs["status"] == "ok") & ~runs["is_trial"] & (runs["invalid"].map(len) == 0)
 
 
 # ---------------------------------------------------------------- the summary table
@@ -307,7 +372,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{figure}_ci_low"], row[f"{figure}_ci_high"], row[f"{figure}_ci_kind"] = group_interval(group, figure)
         total = row["total_params_mean"]
         row["trainable_pct"] = 100.0 * row["trainable_params_mean"] / total if total > 0 else math.nan
-        row["memory_kind"] = ",".join(sorted({k for k in group["memory_kind"] if k}))
+        row["memory_kind"] = ",".join(sorted({k for k in group["memory_kind"] if isinstance(k, str) and k}))
         rows.append(row)
     columns = GROUP_KEYS + ["n_seeds", "seeds"] + [f"{f}_{s}" for f in SUMMARY_FIGURES for s in ("mean", "std")]
     columns += [f"{f}_ci_{s}" for f in QUALITY for s in ("low", "high", "kind")]

@@ -7,13 +7,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, echoed
 from bench.core.hints import fits, words
 from bench.data.splits import SplitSpec, parse_per_class, parse_split, parse_train_sizes
 from strategies import default_run
@@ -117,12 +118,7 @@ class Experiment:
         p = Path(path)
         if not p.is_file():
             raise BenchError(f"config file '{path}' does not exist; see configs/ for examples")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            where = getattr(exc, "problem_mark", None)
-            at = f" at line {where.line + 1}" if where else ""
-            raise BenchError(f"config file '{path}' is not valid YAML{at}; fix its syntax") from None
+        data = load_config_yaml(p, path) or {}
         if not isinstance(data, dict):
             raise BenchError(f"config file '{path}' must be a mapping of keys (strategies:, dataset:, ...)")
         return cls.from_dict(data, source=str(path))
@@ -153,6 +149,54 @@ class Experiment:
 PARSED = {"per_class": parse_per_class, "split": parse_split, "train_sizes": parse_train_sizes}
 
 
+CONFIG_MAX_BYTES = 1 << 20  # an experiment file is a few lines; anything this large is not one
+CONFIG_MAX_VALUES = 100_000  # values after YAML's aliases are expanded: a "billion laughs" file stops here
+
+
+def load_config_yaml(p: Path, path: str | Path) -> Any:
+    """A config file's YAML, or one error line: too large, not UTF-8 (the byte and line said), not
+    valid YAML, or expanding through aliases beyond CONFIG_MAX_VALUES values (checked before anything
+    walks the value, so an alias bomb fails in milliseconds)."""
+    size = p.stat().st_size
+    if size > CONFIG_MAX_BYTES:
+        raise BenchError(f"config file '{path}' is {size:,} bytes; an experiment file is a few lines "
+                         f"(at most {CONFIG_MAX_BYTES:,} bytes): check that it is the right file")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise BenchError(f"config file '{path}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); "
+                         "save it as UTF-8 (the encoding expected)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        raise BenchError(f"config file '{path}' is not valid YAML{at}; fix its syntax") from None
+    except ValueError:  # YAML read an integer of thousands of digits
+        raise BenchError(f"config file '{path}' holds a number too long to be one; fix that value") from None
+    if expanded_size(data, CONFIG_MAX_VALUES) > CONFIG_MAX_VALUES:
+        raise BenchError(f"config file '{path}' expands to more than {CONFIG_MAX_VALUES:,} values (YAML aliases "
+                         "repeating each other?); an experiment needs a few dozen: remove the aliases")
+    return data
+
+
+def expanded_size(value: Any, budget: int) -> int:
+    """How many values `value` holds once shared references (YAML aliases) are counted each time
+    they appear; stops counting past `budget`, so it costs at most `budget` steps."""
+    count, stack = 0, [value]
+    while stack and count <= budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            stack.extend(item)
+    return count
+
+
 def check_experiment_types(data: dict, source: str) -> None:
     """Each key of a config file against the Experiment field's type (`strategies: 5`, `seeds: [a, b]`,
     `params: lr` are one clear error, not a crash mid-run)."""
@@ -161,12 +205,12 @@ def check_experiment_types(data: dict, source: str) -> None:
     hints = typing.get_type_hints(Experiment)
     for key, value in data.items():
         if not fits(value, hints[key]):
-            raise BenchError(f"{source}: '{key}' must be {words(hints[key])}, got {value!r}; "
+            raise BenchError(f"{source}: '{key}' must be {words(hints[key])}, got {echoed(value)}; "
                              f"see configs/ for examples")
         if key == "params":
             for strat, values in value.items():
                 if not fits(values, dict[str, Any]):
-                    raise BenchError(f"{source}: params.{strat} must be a mapping of NAME: VALUE, got {values!r}")
+                    raise BenchError(f"{source}: params.{strat} must be a mapping of NAME: VALUE, got {echoed(values)}")
 
 
 def parse_int_list(value: str, what: str) -> list[int]:
@@ -175,7 +219,7 @@ def parse_int_list(value: str, what: str) -> list[int]:
     except ValueError:
         out = []
     if not out:
-        raise BenchError(f"--{what} {value!r}: give comma-separated integers, e.g. 0,1,2")
+        raise BenchError(f"--{what} {echoed(value)}: give comma-separated integers, e.g. 0,1,2")
     return out
 
 
@@ -185,7 +229,7 @@ def parse_data_opts(flags: list[str] | None) -> dict[str, str]:
     for flag in flags or []:
         name, sep, value = flag.partition("=")
         if not sep or not name.strip():
-            raise BenchError(f"--data-opt {flag!r}: use NAME=VALUE, e.g. --data-opt dir=../shared/data/ag_news")
+            raise BenchError(f"--data-opt {echoed(flag)}: use NAME=VALUE, e.g. --data-opt dir=../shared/data/ag_news")
         out[name.strip()] = value
     return out
 
@@ -203,17 +247,20 @@ def parse_param_flags(flags: list[str]) -> dict[str, dict]:
         key, sep, raw = flag.partition("=")
         strat, dot, name = key.strip().rpartition(".")
         if not sep or not name.strip() or (dot and not strat):
-            raise BenchError(f"--param {flag!r}: use STRATEGY.NAME=VALUE, e.g. --param lora.lr=1e-4")
+            raise BenchError(f"--param {echoed(flag)}: use STRATEGY.NAME=VALUE, e.g. --param lora.lr=1e-4")
         value: Any = CliText(raw)
         try:
             parsed = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: an integer of thousands of digits
             parsed = value
         if isinstance(parsed, str):  # YAML 1.1 reads "1e-4" as a string
             try:
-                parsed = float(parsed)
+                number = float(parsed)
             except ValueError:
-                parsed = value
+                number = None
+            # a number past any float stays the text typed, so its error echoes that, not "inf"
+            words = parsed.strip().lower().lstrip("+-") in ("inf", "infinity", "nan")
+            parsed = number if number is not None and (math.isfinite(number) or words) else value
         if isinstance(parsed, (bool, int, float)) or parsed is None:
             value = parsed
         out.setdefault(strat if dot else "*", {})[name.strip()] = value

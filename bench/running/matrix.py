@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bench.core.errors import Stopped
-from bench.core.records import is_done, read_record, record_path
+from bench.core.records import attempt_path, is_done, read_record, record_path
 from bench.running.claims import Claim
 from bench.running.config import RunSpec
 from bench.running.runner import SAMPLE_S, Outcome, ResultsUnwritable
@@ -27,9 +27,9 @@ def run_matrix(launcher, specs: list[RunSpec], results_dir: str | Path, force: b
     deferred: list[tuple[str, RunSpec, Claim]] = []
 
     def settle(ticket, outcome: Outcome) -> None:
-        head, _, claim = running.pop(ticket)
+        head, spec, claim = running.pop(ticket)
         claim.release()
-        log(f"{head}: {describe(outcome)}")
+        log(f"{head}: {describe(outcome)}{kept_note(results_dir, spec, outcome)}")
         outcomes.append(outcome)
 
     def begin(head: str, spec: RunSpec, claim: Claim) -> None:
@@ -46,7 +46,7 @@ def run_matrix(launcher, specs: list[RunSpec], results_dir: str | Path, force: b
         except Stopped as stop:  # stopped while it ran (a launcher whose start waits for the run)
             claim.release()
             if stop.outcome is not None:
-                log(f"{head}: {describe(stop.outcome)}")
+                log(f"{head}: {describe(stop.outcome)}{kept_note(results_dir, spec, stop.outcome)}")
                 outcomes.append(stop.outcome)
             raise
         except BaseException:
@@ -112,6 +112,13 @@ def describe(o: Outcome) -> str:
     interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
     notes = "".join(f"; warning: {w}" for w in rec.warnings)  # e.g. a collapse to one class
     return f"ok  accuracy {m.accuracy:.3f}{interval}{before}, balanced {m.balanced_accuracy:.3f}, {cost}{notes}"
+
+
+def kept_note(results_dir, spec: RunSpec, outcome: Outcome) -> str:
+    """Where a run that did not finish left its record, when an ok record of the same run id stays."""
+    if outcome.status == "ok" or not is_done(results_dir, spec.run_id):
+        return ""
+    return f"; the earlier ok record is kept, this attempt is in {attempt_path(record_path(results_dir, spec.run_id))}"
 
 
 def _take(claim: Claim, wait: bool = False) -> bool:

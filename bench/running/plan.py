@@ -3,14 +3,18 @@ loads: strategies, models, parameters, data, columns and split sizes."""
 
 from __future__ import annotations
 
-from bench.core.errors import BenchError
+import sys
+
+from bench.core.errors import BenchError, echoed
 from bench.core.params import validate_params
 from bench.data.sources import DatasetOptions, check_options, load_raw, source_for
 from bench.data.splits import SplitSpec
 from bench.data.task import prepare
 from bench.engine.device import resolve_device
-from bench.engine.models import resolve_model
+from bench.engine.models import max_positions, resolve_model
 from bench.running.config import FALLBACK_PER_CLASS, Experiment, RunSpec
+
+MAX_SEED = 2**32 - 1  # scikit-learn's random_state takes no more
 
 
 def dataset_options(exp: Experiment) -> DatasetOptions:
@@ -45,17 +49,21 @@ def split_for(exp: Experiment) -> SplitSpec:
         raise BenchError(f"--max-rows {exp.max_rows}: give at least 2, with --split stratified:... or official "
                          "(per-class mode already says how many rows it takes)")
     if exp.split_col and spec.mode != "official":
-        raise BenchError(f"--split-col {exp.split_col!r} places rows in the file's own splits: add --split official")
+        raise BenchError(f"--split-col {echoed(exp.split_col)} places rows in the file's own splits: "
+                         "add --split official")
     return spec
 
 
 def check_dataset(exp: Experiment, split: SplitSpec, options: DatasetOptions, sizes: list) -> None:
     """The data errors, before any model loads: each distinct split prepared once (a seed draws
-    other rows, never other sizes, so one seed stands for all)."""
+    other rows, never other sizes, so one seed stands for all); what the data needs a user to know
+    (which of its own splits the pool drew from, near-duplicates dropped) said once each."""
     raw = load_raw(exp.dataset, options)
+    said: dict[str, None] = {}
     try:
         for size in sizes:
-            prepare(raw, split, exp.seeds[0], exp.test_from, exp.max_rows, size)
+            data = prepare(raw, split, exp.seeds[0], exp.test_from, exp.max_rows, size)
+            said.update(dict.fromkeys([pool_line(exp.dataset, data.how)] + data.warnings))
     except BenchError as exc:
         if exp.per_class is None and exp.split is None and split.sizes[0] != per_class_for(exp)[0]:
             # the split was widened for --train-sizes: say so, not "lower --per-class"
@@ -63,6 +71,11 @@ def check_dataset(exp: Experiment, split: SplitSpec, options: DatasetOptions, si
                              f"{split.text()}, and {str(exc).split(';')[0]}: give smaller sizes, or set "
                              "--per-class TRAIN,VAL,TEST yourself") from None
         raise
+    for line in filter(None, said):
+        if line.startswith("data:"):
+            print(line)
+        else:
+            print(f"warning: {exp.dataset}: {line}", file=sys.stderr)
 
 
 def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
@@ -72,8 +85,12 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
         raise BenchError("no strategies chosen; pass --strategies, e.g. --strategies lora,feature-extract")
     if not exp.seeds:
         raise BenchError("no seeds chosen; pass --seeds, e.g. --seeds 0,1,2")
+    bad_seeds = [s for s in exp.seeds if not 0 <= s <= MAX_SEED]
+    if bad_seeds:
+        raise BenchError(f"seed {echoed(bad_seeds[0])} is out of range: seeds are whole numbers from 0 to "
+                         f"{MAX_SEED} (what numpy, torch and scikit-learn all take); e.g. --seeds 0,1,2")
     if exp.precision not in ("auto", "bf16", "fp32"):
-        raise BenchError(f"--precision {exp.precision!r}: use auto, bf16 or fp32")
+        raise BenchError(f"--precision {echoed(exp.precision)}: use auto, bf16 or fp32")
     strategies = [get_strategy(name) for name in strategy_names(exp.strategies)]
     unknown = sorted(set(exp.models) | set(exp.params) - {"*"} - {s.name for s in strategies})
     unknown = [u for u in unknown if u not in {s.name for s in strategies}]
@@ -104,6 +121,7 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
                           if k in strat.Params.__dataclass_fields__})
         overrides.update(exp.params.get(strat.name, {}))
         params = validate_params(strat, overrides)
+        check_max_length(strat.name, params, model_name, resolved_models[model_name])
         strat.check(strat.Params(**params), resolved_models[model_name])
         strat.check_device(strat.Params(**params), device)
         for size in sizes:
@@ -113,3 +131,28 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
                                      split="" if split.mode == "per-class" else split.text(),
                                      max_rows=exp.max_rows, train_size=size))
     return specs
+
+
+def check_max_length(strategy: str, params: dict, model_name: str, model) -> None:
+    """`max_length` within the model's positions (its config, read without loading weights): past them
+    an encoder's position embedding fails mid-run, a decoder's figures are out of what it was trained on."""
+    length = params.get("max_length")
+    if not isinstance(length, int):
+        return
+    limit = max_positions(model)
+    if limit is not None and length > limit:
+        raise BenchError(f"parameter 'max_length' of '{strategy}' is {length}, beyond the {limit} token positions "
+                         f"of model '{model_name}' (its config); give --param {strategy}.max_length={limit} or less")
+
+
+def pool_line(dataset: str, how: dict) -> str | None:
+    """Which of the dataset's own splits a stratified or per-class pool drew from, where it has splits."""
+    pool, left_out = how.get("pool") or [], how.get("pool_left_out") or []
+    if pool == ["all"] or not pool:
+        return None
+    names = " and ".join(", ".join(pool).rsplit(", ", 1))
+    line = f"data: {dataset}: {how.get('spec')} draws from its {names} split{'s' if len(pool) > 1 else ''}"
+    if left_out:
+        line += (f"; its {' and '.join(left_out)} split{'s are' if len(left_out) > 1 else ' is'} left out "
+                 "(--split stratified:... pools every split; --test-from official takes test rows from its test split)")
+    return line

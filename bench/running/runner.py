@@ -23,7 +23,7 @@ from bench.running.config import RunSpec
 from bench.core.errors import BenchError, Stopped, signal_words
 from bench.running.memwatch import MemoryWatch
 from bench.core.record import Record
-from bench.core.records import read_record, record_path, write_record
+from bench.core.records import last_written, record_path, write_record
 from bench.running.results import base_record
 from bench.running.worker import EXIT_RECORD_UNWRITABLE
 
@@ -94,7 +94,7 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
     `stop`, once set, cancels the run as Ctrl-C does (for a run waited on outside the main thread)."""
     out = record_path(results_dir, spec.run_id)
     out.parent.mkdir(parents=True, exist_ok=True)
-    previous = read_record(out)
+    previous = last_written(out)  # an ok record stays; a failed attempt beside it is written apart
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "bench.running.worker", "-", str(out)], stdin=subprocess.PIPE,
                             env=worker_env(quiet, secret_env))
@@ -122,7 +122,7 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
             proc.stdin.close()
         except OSError:
             pass
-    rec = read_record(out)
+    rec = last_written(out)
     fresh = rec is not None and rec != previous and rec.run_id == spec.run_id
     if not fresh:
         if interrupted:

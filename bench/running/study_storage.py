@@ -10,8 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.core.errors import BenchError, Pruned
-from bench.core.secrets import mask_secrets
+from bench.core.errors import BenchError, Pruned, echoed
+from bench.core.secrets import mask_secrets, needs_encoding
 
 HEARTBEAT_S = 10  # the parent beats this often while its trial runs...
 GRACE_S = 60  # ...so a RUNNING trial silent this long was left by a killed process
@@ -25,6 +25,11 @@ def default_storage(results_dir: str | Path) -> str:
 
 def open_storage(url: str, heartbeat: bool = False):
     """An RDBStorage for `url`; `heartbeat` enables failing the trials of killed processes."""
+    if url.split("://", 1)[-1].split("?", 1)[0].count("@") > 1:
+        # a driver splits at the first '@': the password's tail would be looked up as a host name (a
+        # DNS query carrying it) and echoed in the driver's error
+        raise BenchError(f"the storage URL {shown(url)} holds a password with '@': percent-encode it as %40 "
+                         "(and / as %2F, # as %23, ? as %3F, % as %25, a space as %20), then pass it again")
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
@@ -35,7 +40,9 @@ def open_storage(url: str, heartbeat: bool = False):
         return _rdb_storage(url, kwargs)
     except Exception as exc:  # a bad URL, a missing driver, an unreachable server
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"cannot open Optuna storage {shown(url)} ({why}); pass a database URL such as "
+        hint = ("; its password holds characters a URL reads as its own: percent-encode them (@ %40, / %2F, "
+                "# %23, ? %3F, % %25, space %20)") if needs_encoding(url) else ""
+        raise BenchError(f"cannot open Optuna storage {shown(url)} ({why}){hint}; pass a database URL such as "
                          "sqlite:///PATH.db or postgresql://USER@HOST/DB") from None
 
 
@@ -77,7 +84,7 @@ def make_pruner(name: str):
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise BenchError(f"--pruner {name!r}: use median or none")
+    raise BenchError(f"--pruner {echoed(name)}: use median or none")
 
 
 def make_sampler(seed: int | None = None):

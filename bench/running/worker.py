@@ -24,7 +24,7 @@ from bench.core.errors import BenchError, Pruned, signal_words, stop_on_signal
 from bench.core.plugins import load_plugins
 from bench.core.record import Cost, Record
 from bench.core.records import write_record
-from bench.core.secrets import mask_secrets
+from bench.core.secrets import mask_secrets, register_url
 
 EXIT_RECORD_UNWRITABLE = 3  # the record could not be written (read-only folder, disk full)
 
@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec_arg, record_path = argv[0], argv[1]
     tie_to_parent()
+    from bench.running.study_storage import STORAGE_ENV
+
+    register_url(os.environ.get(STORAGE_ENV))  # a tuning trial's storage password, masked verbatim
     spec = read_spec(spec_arg)
     if spec_arg == "-":
         watch_stdin()

@@ -1,5 +1,5 @@
-"""Bad input, the table: every case is exit 2, exactly one `error:` line on stderr, no traceback,
-and nothing written to the results folder -- all before any model loads.
+"""Bad input, the table: every case is exit 2, exactly one short `error:` line on stderr (a long value
+is echoed cut), no traceback, and nothing written to the results folder -- all before any model loads.
 
 The table runs the real `bench.commands.cli.main` in-process (the same code path as the console script,
 argument parsing included), so 70+ cases take seconds; a sample also runs as real subprocesses."""
@@ -33,6 +33,24 @@ CONFIGS = {  # name -> YAML text of a config file with a wrong type or shape
     "invalid-yaml": "strategies: [lora\n",
     "precision-word": "precision: fp16\n",
     "test-from-int": "test_from: 3\n",
+    # values no check caught before: each must be one line naming it
+    "seeds-negative": "seeds: [-1]\n",
+    "seeds-2-to-70": f"seeds: [{2**70}]\n",
+    "latin1-comment": "seeds: [0]  # caf\xe9 (saved as latin-1)\n".encode("latin-1"),
+    "alias-bomb": "\n".join(['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'] + [
+        f"{n}: &{n} [{','.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi")]) + "\nseeds: *i\n",
+    "two-megabytes": "seeds: [0]\n#" + "x" * (2 << 20) + "\n",
+    "number-of-50000-digits": "seeds: [" + "9" * 50000 + "]\n",
+}
+CONFIG_WORDS = {"seeds-negative": "out of range", "seeds-2-to-70": "out of range", "latin1-comment": "UTF-8",
+                "alias-bomb": "expands to more than", "two-megabytes": "a few lines",
+                "number-of-50000-digits": "too long"}
+
+DATA_FILES = {  # name -> file content, for --dataset FORMAT:%NAME
+    "label-list.jsonl": "".join(f'{{"text": "row {i}", "label": ["a", "b"]}}\n' if i == 3 else
+                                f'{{"text": "row {i}", "label": "{"ab"[i % 2]}"}}\n' for i in range(40)),
+    "label-case.csv": "text,label\n" + "".join(f"message {i},{['spam', 'spam ', 'Spam', 'ham'][i % 4]}\n"
+                                               for i in range(80)),
 }
 
 FE = ["--strategies", "feature-extract"]
@@ -120,17 +138,37 @@ CASES = [  # (id, args after `bench`, a word the error line must hold)
     ("tune-objective-unknown", ["tune", "--strategy", "feature-extract", "--objectives", "speed"], "speed"),
     ("tune-bad-param", ["tune", "--strategy", "full-ft", "--param", "full-ft.epochs=0"], "epochs"),
     ("tune-device-tpu", ["tune", "--strategy", "feature-extract", "--device", "tpu"], "--device"),
-] + [(f"config-{name}", ["run", "--config", f"@{name}"], "") for name in CONFIGS]
+    # out-of-range and undecodable values, data that cannot be classes, lengths past the model, long values
+    ("seeds-negative", ["run", *FE, "--seeds", "-1"], "out of range"),
+    ("seeds-2-to-70", ["run", *FE, "--seeds", str(2**70)], "out of range"),
+    ("tune-seed-negative", ["tune", "--strategy", "feature-extract", "--seed", "-5"], "out of range"),
+    ("max-length-beyond-positions", ["run", *FE, "--param", "feature-extract.max_length=600"], "beyond the 512"),
+    ("zs-max-length-beyond-positions", ["run", *ZS, "--param", "zero-shot.max_length=9000"], "beyond the 8192"),
+    ("label-is-a-list", ["run", *FE, "--dataset", "jsonl:%label-list.jsonl"], "not single values"),
+    ("labels-differ-by-case", ["run", *FE, "--dataset", "csv:%label-case.csv"], "differ only by case"),
+    ("merge-labels-maybe", ["run", *FE, "--dataset", "csv:%label-case.csv", "--data-opt", "merge_labels=maybe"],
+     "merge_labels"),
+    ("strategy-of-100k-characters", ["run", "--strategies", "x" * 100_000], "unknown strategy"),
+    ("epochs-of-50000-digits", ["run", *FT, "--param", "full-ft.epochs=" + "9" * 50_000], "thousands of digits"),
+    ("dataset-of-100k-characters", ["run", *FE, "--dataset", "y" * 100_000], "unknown dataset"),
+] + [(f"config-{name}", ["run", "--config", f"@{name}"], CONFIG_WORDS.get(name, "")) for name in CONFIGS]
+LINE_LIMIT = 800  # an error line echoes a long value cut, never whole
 
 
 def materialize(args: list[str], tmp_path: Path) -> list[str]:
-    """Config cases name their file as @NAME; the file is written here (outside the results folder)."""
+    """Config cases name their file as @NAME, data cases as FORMAT:%NAME; the file is written here
+    (outside the results folder)."""
     out = []
     for a in args:
         if a.startswith("@"):
             path = tmp_path / f"{a[1:]}.yaml"
-            path.write_text(CONFIGS[a[1:]])
+            content = CONFIGS[a[1:]]
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
             a = str(path)
+        elif ":%" in a:
+            kind, name = a.split(":%")
+            (tmp_path / name).write_text(DATA_FILES[name])
+            a = f"{kind}:{tmp_path / name}"
         out.append(a)
     return out
 
@@ -154,6 +192,13 @@ def test_the_table_has_at_least_60_cases():
     assert len(CASES) >= 60 and len({c[0] for c in CASES}) == len(CASES)
 
 
+def test_an_alias_bomb_fails_fast_with_a_short_line(tmp_path, capsys, keep_signals):
+    t0 = time.perf_counter()
+    code = cli.main(with_results(materialize(["run", "--config", "@alias-bomb"], tmp_path), tmp_path / "results"))
+    err = capsys.readouterr().err
+    assert code == 2 and time.perf_counter() - t0 < 5 and len(err) < 300, err[:500]
+
+
 @pytest.mark.parametrize("case,args,word", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_error_line_and_writes_nothing(case, args, word, tmp_path, capsys, keep_signals):
     results = tmp_path / "results"
@@ -166,15 +211,17 @@ def test_bad_input_is_one_error_line_and_writes_nothing(case, args, word, tmp_pa
     err = capsys.readouterr().err
     assert code == 2, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert word in lines[0], lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err[:3000]
+    assert word in lines[0], lines[0][:3000]
+    assert len(lines[0]) <= LINE_LIMIT, lines[0][:3000]
     assert "Traceback" not in err
     assert not files_under(results), files_under(results)
     assert time.perf_counter() - t0 < 30  # no model was loaded
 
 
 SAMPLE = ["device-tpu", "lr-inf", "lora-target-bad-yaml", "config-strategies-int", "unknown-param-unprefixed",
-          "precision-fp16", "epochs-zero", "config-seeds-words"]
+          "precision-fp16", "epochs-zero", "config-seeds-words", "config-alias-bomb", "config-latin1-comment",
+          "seeds-negative", "label-is-a-list", "labels-differ-by-case", "max-length-beyond-positions"]
 
 
 @pytest.mark.parametrize("case", SAMPLE)

@@ -5,6 +5,7 @@ running, no traceback, every finished record intact, the interrupted run recorde
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ from tests.faults.faultkit import (
     statuses,
     wait_for,
     wait_training,
+    workers_of,
 )
 
 
@@ -121,3 +123,21 @@ def test_two_bench_run_on_one_folder_never_run_one_run_twice(tmp_path):
     assert sorted(statuses(folder).values()) == ["ok", "ok"]
     said = "\n".join(out for out, _ in outs)
     assert "being run by another bench process" in said or "skipped" in said
+
+
+def test_a_forced_rerun_that_fails_keeps_the_ok_record_and_the_failure_beside_it(tmp_path, copy_finished):
+    folder, before = copy_finished(tmp_path / "results")
+    (done,) = records(folder)
+    proc = start("run", *QUICK, "--force", "--results-dir", str(folder), "--no-report")
+    worker = wait_for(lambda: workers_of(proc.pid), 120, what="the rerun's worker")[0]
+    os.kill(worker, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err, err[-2000:]
+    assert_intact(folder, before)  # the ok record, byte for byte
+    attempt = folder / ".attempts" / f"{done['run_id']}.json"
+    kept = json.loads(attempt.read_text())
+    assert kept["status"] == "failed" and "SIGKILL" in kept["error"]
+    assert "the earlier ok record is kept" in out and str(attempt) in out
+    assert statuses(folder) == {done["run_id"]: "ok"}  # what the report and a rerun read
+    rerun = bench("run", *QUICK, "--results-dir", str(folder), "--no-report")
+    assert rerun.returncode == 0 and "skipped" in rerun.stdout

@@ -222,3 +222,87 @@ def test_the_token_cache_runs_no_code(tmp_path, monkeypatch):
     entry.write_bytes(pickle.dumps(Payload()))
     again = tokens.encode(Tok(), ["x", "y"], [0, 1], 8)
     assert not marker.exists() and again.input_ids == first.input_ids == [[0, 1], [0, 1]]
+
+
+# generated passwords hold what URL syntax means; each must reach no output and no file
+PASSWORDS = ["PASS/WORD-7f3a", "p@ss-7f3a", "a#b%c-7f3a", "two words 7f3a", "x/y@z#1%2 3-7f3a"]
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_a_storage_password_of_any_shape_is_masked_in_the_error_line(tmp_path, password):
+    results = tmp_path / "results"
+    url = f"postgresql://ftbench:{password}@127.0.0.1:1/nodb"
+    out = bench("tune", "--strategy", "feature-extract", "--trials", "1", "--per-class", "5,2,5",
+                "--storage", url, "--results-dir", str(results), timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    (line,) = clean_failure(out.stderr)
+    said = out.stdout + out.stderr
+    pieces = {password} | {p for p in password.replace("@", " ").replace("/", " ").split() if len(p) >= 4}
+    assert not [p for p in pieces if p in said], said
+    assert "ftbench:***@" in line
+    if "@" in password:  # refused before any driver splits it (a DNS query carrying its tail, an echo of it)
+        assert "percent-encode it as %40" in line and "psycopg" not in line
+    assert not [p for p in files_under(results) if b"7f3a" in p.read_bytes()]
+    # the same URL behind `bench run --params-from`
+    run = bench("run", "--strategies", "feature-extract", "--params-from", "nostudy", "--storage", url,
+                "--results-dir", str(results), "--no-report", timeout=120)
+    assert run.returncode == 2 and not [p for p in pieces if p in run.stdout + run.stderr], run.stderr
+
+
+def damage_caches(cache: Path) -> dict[str, str]:
+    """Truncate one embedding entry, plant a valid array file of the wrong shape for another, zero the
+    third keeping its metadata, and overwrite a token entry with bytes: {entry name: what was done}."""
+    import numpy as np
+
+    done = {}
+    first, second, third = sorted((cache / "embeddings").glob("*.npz"))[:3]
+    first.write_bytes(first.read_bytes()[:300])
+    done[first.name] = "truncated"
+    np.savez(second, embeddings=np.ones((3, 384), dtype=np.float32))
+    done[second.name] = "wrong shape"
+    z = dict(np.load(third))
+    np.savez(third, __meta__=z["__meta__"], embeddings=np.zeros_like(z["embeddings"]))
+    done[third.name] = "zeros"
+    token = sorted((cache / "tokens").glob("*.npz"))[0]
+    token.write_bytes(b"\x93NUMPY garbage")
+    done[token.name] = "garbage"
+    return done
+
+
+def test_damaged_caches_are_rebuilt_with_one_warning_each_and_the_run_stays_right(tmp_path):
+    cache, folder = tmp_path / "cache", tmp_path / "results"
+    first = bench("run", *QUICK, "--results-dir", str(folder), "--no-report", extra_env={"FTBENCH_CACHE": str(cache)})
+    assert first.returncode == 0, first.stderr[-2000:]
+    (good,) = records(folder)
+    damaged = damage_caches(cache)
+    again = bench("run", *QUICK, "--force", "--results-dir", str(folder), "--no-report",
+                  extra_env={"FTBENCH_CACHE": str(cache)})
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-3000:]
+    warnings = [ln for ln in again.stderr.splitlines() if ln.startswith("warning: cache entry")]
+    for name in damaged:
+        assert sum(name in w for w in warnings) == 1, (name, again.stderr)
+    assert len(warnings) == len(damaged) and all(w.endswith("rebuilding it") for w in warnings)
+    (rerun,) = records(folder)
+    assert rerun["status"] == "ok" and rerun["metrics"]["accuracy"] == good["metrics"]["accuracy"]
+    assert rerun["predictions"] == good["predictions"]  # not chance-level from zeroed embeddings
+    healed = bench("run", *QUICK, "--force", "--results-dir", str(folder), "--no-report",
+                   extra_env={"FTBENCH_CACHE": str(cache)})
+    assert healed.returncode == 0 and "warning: cache entry" not in healed.stderr
+    assert not [p for p in cache.rglob("*") if p.name.endswith(".tmp")]  # nothing half-written left
+
+
+def test_a_damaged_model_folder_is_rebuilt_once(tmp_path, monkeypatch, capsys):
+    from bench.engine import cache_entries
+    from bench.engine.models import random_model_folder
+
+    monkeypatch.setenv("FTBENCH_CACHE", str(tmp_path / "cache"))
+    folder = random_model_folder("llama-tiny", log=lambda line: None)
+    weights = next(folder.glob("*.safetensors"))
+    size = weights.stat().st_size
+    weights.write_bytes(b"\0" * size)  # the right size, wrong content
+    cache_entries._verified.clear()  # as a fresh process sees it
+    again = random_model_folder("llama-tiny", log=lambda line: None)
+    err = capsys.readouterr().err
+    assert again == folder and "changed since it was written" in err and err.count("warning:") == 1
+    assert weights.read_bytes() != b"\0" * size and cache_entries.folder_problem(folder, "random:llama-tiny|" +
+                                                                              folder.name.rsplit("-", 1)[1]) is None

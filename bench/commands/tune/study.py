@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, echoed
 from bench.core.record import Record
 from bench.running.study_storage import default_storage, make_sampler, open_storage, shown
 
@@ -26,7 +26,7 @@ def parse_objectives(text: str) -> list[str]:
     ok = (names and names[0] == PRIMARY and len(names) <= 2 and len(set(names)) == len(names)
           and all(n in OBJECTIVES for n in names))
     if not ok:
-        raise BenchError(f"--objectives {text!r}: use balanced_accuracy, optionally with a second objective: "
+        raise BenchError(f"--objectives {echoed(text)}: use balanced_accuracy, optionally with a second objective: "
                          "balanced_accuracy,train_time or balanced_accuracy,peak_memory")
     return names
 
@@ -117,8 +117,8 @@ def open_study(name: str, storage, setup: dict, pruner, start: tuple | None = No
         return study
     for key in SETUP_KEYS:
         if stored.get(key) != setup.get(key):
-            raise BenchError(f"study '{name}' in {shown(storage.url)} was made with {key} {stored.get(key)!r}, "
-                             f"not {setup.get(key)!r}; pass the same flags to resume it, or --study-name NEW")
+            raise BenchError(f"study '{name}' in {shown(storage.url)} was made with {key} {echoed(stored.get(key))}, "
+                             f"not {echoed(setup.get(key))}; pass the same flags to resume it, or --study-name NEW")
     return study
 
 

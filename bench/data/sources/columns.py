@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, echoed
 
 
 def select_columns(df: pd.DataFrame, text_cols: list[str], label_col: str | None, source: str,
@@ -23,9 +23,15 @@ def select_columns(df: pd.DataFrame, text_cols: list[str], label_col: str | None
         for c in text_cols:
             bad = ~df[c].map(lambda v: isinstance(v, str))
             if bad.any():
-                raise BenchError(f"column {c!r} of {source} has {int(bad.sum())} non-string value(s) "
+                raise BenchError(f"column {echoed(c)} of {source} has {int(bad.sum())} non-string value(s) "
                                  f"(first at row {int(bad.idxmax())}); clean them or choose other --text-col")
         text = df[text_cols].astype(str).agg("\n".join, axis=1)
+    compound = df[label_col].map(lambda v: isinstance(v, (list, tuple, dict, set)) or hasattr(v, "shape"))
+    if compound.any():
+        first = df[label_col][compound].iloc[0]
+        raise BenchError(f"column {echoed(label_col)} of {source} holds {int(compound.sum())} label(s) that are "
+                         f"{type(first).__name__}s, not single values (first at row {compound.idxmax()}: "
+                         f"{echoed(first)}); give one class name or number per row, or pick another --label-col")
     labels = df[label_col].map(lambda v: v if pd.isna(v) else str(v))
     # ids are the row numbers of the user's table, so rows of a split column keep theirs
     return pd.DataFrame({"id": [str(i) for i in df.index], "text": text.to_list(), "label": labels.to_list()})
@@ -38,16 +44,16 @@ SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "va
 def by_split_column(df: pd.DataFrame, split_col: str, source: str) -> dict[str, pd.DataFrame]:
     """Rows grouped by the user's split column (train/validation/test, in the usual spellings)."""
     if split_col not in df.columns:
-        raise BenchError(f"--split-col {split_col!r} is not a column of {source}; it has "
+        raise BenchError(f"--split-col {echoed(split_col)} is not a column of {source}; it has "
                          f"{list(map(str, df.columns))[:12]}")
     names = df[split_col].map(lambda v: SPLIT_NAMES.get(str(v).strip().lower()))
     bad = sorted({str(v) for v in df[split_col][names.isna()]})
     if bad:
-        raise BenchError(f"column {split_col!r} of {source} has value(s) {bad[:5]} that name no split; use "
+        raise BenchError(f"column {echoed(split_col)} of {source} has value(s) {bad[:5]} that name no split; use "
                          "train, validation (or val, dev) and test")
     parts = {name: df[names == name] for name in ("train", "val", "test") if (names == name).any()}
     if "train" not in parts or "test" not in parts:
-        raise BenchError(f"column {split_col!r} of {source} must mark both train and test rows; it has "
+        raise BenchError(f"column {echoed(split_col)} of {source} must mark both train and test rows; it has "
                          f"{sorted(parts)}")
     return parts
 

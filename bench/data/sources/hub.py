@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 
+import pandas as pd
+
+from bench.data.hygiene import MERGE_OPTION, merge_spellings, wants_merge
 from bench.data.task import RawDataset
 from bench.data.sources.columns import select_columns, sorted_labels
 from bench.core.errors import BenchError
@@ -45,6 +48,7 @@ def load_hub_splits(name: str, what: str) -> dict:
 
 class HubSource:
     description = "any Hugging Face dataset: hf:NAME with --text-col/--label-col"
+    options = MERGE_OPTION
 
     def __init__(self, name: str):
         self.name = name
@@ -72,6 +76,11 @@ class HubSource:
         test = frame(ds["test"]) if "test" in ds and train_name != "test" else None
         val_name = next((n for n in ("validation", "valid", "dev", "val") if n in ds), None)
         val = frame(ds[val_name]) if val_name else None
-        labels = names or sorted_labels(pool["label"])
+        merged = {}
+        if wants_merge(options):
+            frames, merged = merge_spellings([f for f in (pool, test, val) if f is not None])
+            pool, test, val = (frames.pop(0) if f is not None else None for f in (pool, test, val))
+            names = None  # the merged spellings are the classes now
+        labels = names or sorted_labels(pd.concat([f for f in (pool, test, val) if f is not None])["label"])
         return RawDataset(f"hf:{self.name}", pool, labels, test, provenance=f"Hugging Face dataset {self.name}",
-                          val=val)
+                          val=val, labels_merged=merged)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, echoed
 from bench.running.launchers.base import LaunchOptions, Launcher
 
 # name -> "module:class", imported only when chosen: Ray is not imported by a local run
@@ -19,7 +19,7 @@ LAUNCHERS = {
 def make_launcher(name: str, options: LaunchOptions | None = None) -> Launcher:
     """The launcher `name` with `options`; one clear error for an unknown name or one that cannot start."""
     if name not in LAUNCHERS:
-        raise BenchError(f"--launcher {name!r}: use one of {', '.join(LAUNCHERS)}")
+        raise BenchError(f"--launcher {echoed(name)}: use one of {', '.join(LAUNCHERS)}")
     module, cls = LAUNCHERS[name].split(":")
     return getattr(importlib.import_module(module), cls)(options or LaunchOptions())
 

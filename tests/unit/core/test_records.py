@@ -17,3 +17,23 @@ def test_records_are_written_atomically_and_skipped_when_ok(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
     (tmp_path / "junk.json").write_text("{not json")
     assert [r.run_id for r in iter_records(tmp_path)] == ["abc"]
+
+
+def test_a_run_that_did_not_finish_never_replaces_an_ok_record(tmp_path):
+    from bench.core.records import attempt_path, last_written
+
+    path = record_path(tmp_path, "abc")
+    ok = {"run_id": "abc", "status": "ok", "error": None, "finished_at": "1"}
+    write_record(path, ok)
+    good = path.read_bytes()
+    for status in ("failed", "oom", "cancelled"):
+        written = write_record(path, {"run_id": "abc", "status": status, "error": "boom", "finished_at": status})
+        assert written == attempt_path(path) == tmp_path / ".attempts" / "abc.json"
+        assert path.read_bytes() == good and is_done(tmp_path, "abc")
+        assert last_written(path).status == status  # what the runner reports for this attempt
+    assert [r.status for r in iter_records(tmp_path)] == ["ok"]  # readers see the good record alone
+    write_record(path, {**ok, "finished_at": "2"})  # a new ok run replaces the old ok one
+    assert read_record(path).finished_at == "2" and last_written(path).status == "ok"
+    # a failure with no ok record before it is the record itself
+    other = record_path(tmp_path, "def")
+    assert write_record(other, {"run_id": "def", "status": "failed", "error": "x"}) == other

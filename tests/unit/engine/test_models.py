@@ -67,3 +67,20 @@ def test_a_gguf_headers_value_is_read_without_parsing_the_whole_file(tmp_path):
     assert gguf_metadata_value(path, "no.such.key") is None
     (tmp_path / "not.gguf").write_bytes(b"nothing here")
     assert gguf_metadata_value(tmp_path / "not.gguf", "general.architecture") is None
+
+
+def test_max_positions_is_read_without_loading_weights(tmp_path):
+    import json
+
+    from bench.engine.models import max_positions
+
+    assert max_positions(resolve_model("minilm")) == 512  # config.json
+    assert max_positions(resolve_model("smollm2")) == 8192  # the GGUF header's llama.context_length
+    assert max_positions(resolve_model("random:llama-tiny")) == 1024
+    folder = tmp_path / "roberta"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "roberta", "max_position_embeddings": 514,
+                                                    "architectures": ["RobertaForMaskedLM"]}))
+    assert max_positions(resolve_model(str(folder))) == 512  # two positions held by the padding offset
+    (folder / "config.json").write_text(json.dumps({"model_type": "mystery"}))
+    assert max_positions(resolve_model(str(folder))) is None  # unknown: nothing refused

@@ -10,7 +10,7 @@ import pytest
 from bench.core.metrics import classification_metrics
 from bench.core.records import write_record
 from bench.core.stats import bootstrap_intervals
-from bench.reporting import comparisons, summary
+from bench.reporting import comparisons, report_trust, summary
 from bench.reporting.report import group_labeler, render_report
 
 LABELS = ["a", "b", "c"]
@@ -109,3 +109,78 @@ def test_data_efficiency_curve(tmp_path):
     html = render_report(tmp_path / "r", tmp_path / "index.html").read_text()
     assert 'id="efficiency"' in html and 'data-chart="efficiency-0"' in html
     assert "training rows per class" in html
+
+
+def test_runs_on_other_seeds_are_not_comparable_and_nothing_is_claimed_about_them(tmp_path):
+    """The best strategy on seed 1, the others on seed 0 (what --seeds used differently into one
+    folder gives): no pair shares rows, so no significance is stated, only that they do not compare."""
+    rng = np.random.default_rng(1)
+    truth = np.repeat([0, 1, 2], 100)
+    counts = {"a": 100, "b": 100, "c": 100}
+    recs = [record("best", 1, truth, noisy(truth, 0.95, rng), [f"1-{i}" for i in range(300)], counts),
+            record("other", 0, truth, noisy(truth, 0.60, rng), [f"0-{i}" for i in range(300)], counts),
+            record("third", 0, truth, noisy(truth, 0.50, rng), [f"0-{i}" for i in range(300)], counts)]
+    runs = summary.runs_frame(recs)
+    [block] = comparisons.comparison_blocks(runs, group_labeler(summary.summary_table(runs)))
+    line = report_trust.tied_line(block)
+    assert "significantly" not in line and "Holm" not in line, line
+    assert "not comparable: different seeds/splits: other, third" in line and "no difference is claimed" in line
+    verdicts = {p["verdict"] for p in block["pairs"] if "best" in (p["a"], p["b"])}
+    assert verdicts == {"not comparable: different seeds/splits"}
+    # other and third share seed 0's rows: that pair alone is tested
+    [tested] = [p for p in block["pairs"] if p.get("p") is not None]
+    assert {tested["a"], tested["b"]} == {"other", "third"}
+    for rec in recs:
+        write_record(tmp_path / "r" / f"{rec['run_id']}.json", rec)
+    html = render_report(tmp_path / "r", tmp_path / "index.html").read_text()
+    assert "every other strategy is significantly worse" not in html
+
+
+def test_a_tested_worse_and_an_untested_strategy_are_said_apart():
+    rng = np.random.default_rng(2)
+    truth = np.repeat([0, 1, 2], 100)
+    counts = {"a": 100, "b": 100, "c": 100}
+    same = [f"0-{i}" for i in range(300)]
+    recs = [record("best", 0, truth, noisy(truth, 0.95, rng), same, counts),
+            record("worse", 0, truth, noisy(truth, 0.50, rng), same, counts),
+            record("elsewhere", 1, truth, noisy(truth, 0.40, rng), [f"1-{i}" for i in range(300)], counts)]
+    runs = summary.runs_frame(recs)
+    [block] = comparisons.comparison_blocks(runs, group_labeler(summary.summary_table(runs)))
+    line = report_trust.tied_line(block)
+    assert "significantly worse (Holm-corrected p < 0.05): worse" in line, line
+    assert "every other strategy" not in line and "not comparable: different seeds/splits: elsewhere" in line
+
+
+@pytest.mark.parametrize("path,value,flag", [
+    (("metrics", "accuracy"), 5.0, "outside [0, 1]"),
+    (("metrics", "balanced_accuracy"), float("inf"), "not a finite number"),
+    (("cost", "time_s", "train"), -3.0, "outside [0, 1e+08]"),
+    (("cost", "trainable_params"), 10**400, "too large"),
+    (("cost", "peak_rss_mb"), -1.0, "outside"),
+])
+def test_an_impossible_figure_is_flagged_invalid_and_left_out_of_every_ranking(tmp_path, balanced_records,
+                                                                             path, value, flag):
+    import copy
+    import json
+
+    bad = copy.deepcopy(balanced_records[0])  # "strong", seed 0
+    bad["run_id"] = "tampered"
+    bad["strategy"] = "tampered"
+    where = bad
+    for key in path[:-1]:
+        where = where[key]
+    where[path[-1]] = value
+    runs = summary.runs_frame(balanced_records + [bad])
+    row = runs[runs["run_id"] == "tampered"].iloc[0]
+    assert row["invalid"] and flag in row["invalid"][0], row["invalid"]
+    table = summary.summary_table(runs)
+    assert "tampered" not in set(table["strategy"])  # not in the means, the Pareto fronts or the tests
+    labels = group_labeler(table)
+    assert all("tampered" not in (p["a"], p["b"]) for b in comparisons.comparison_blocks(runs, labels)
+               for p in b["pairs"])
+    folder = tmp_path / "r"
+    folder.mkdir()
+    for rec in balanced_records + [bad]:  # as a user's tool would write it: JSON with Infinity allowed
+        (folder / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+    html = render_report(folder, tmp_path / "index.html").read_text()
+    assert "invalid: " in html and flag.split(" [")[0] in html and "This section could not be built" not in html

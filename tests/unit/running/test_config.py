@@ -67,3 +67,31 @@ def test_yaml_config_errors(tmp_path):
         Experiment.from_yaml(unknown)
     with pytest.raises(BenchError, match="does not exist"):
         Experiment.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_a_config_file_is_utf8_small_and_not_an_alias_bomb(tmp_path):
+    import time
+
+    from bench.running.config import expanded_size
+
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("seeds: [0]\n# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(BenchError, match=r"not UTF-8 text \(byte 0xe9 at line 2\); save it as UTF-8"):
+        Experiment.from_yaml(latin1)
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbfseeds: [3]\n")
+    assert Experiment.from_yaml(bom).seeds == [3]
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    levels += [f"{n}: &{n} [{','.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi")]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(levels) + "\nseeds: *i\n")
+    t0 = time.perf_counter()
+    with pytest.raises(BenchError, match="expands to more than 100,000 values") as err:
+        Experiment.from_yaml(bomb)
+    assert time.perf_counter() - t0 < 5 and len(str(err.value)) < 300
+    big = tmp_path / "big.yaml"
+    big.write_text("seeds: [0]\n#" + "x" * (2 << 20))
+    with pytest.raises(BenchError, match="an experiment file is a few lines"):
+        Experiment.from_yaml(big)
+    shared = [1, 2]
+    assert expanded_size({"a": [shared, shared]}, 100) == 9  # a shared value counts each time it appears
