@@ -28,12 +28,13 @@ from bench.commands import cli
 from bench.commands.compare.budget import StudyBudget, study_usage
 from bench.commands.compare.studies import sampler_seed_for
 from bench.core.budget import Budget
+from bench.core.errors import Stopped
 from bench.core.record import Cost, DatasetInfo, Metrics
 from bench.core.records import iter_records, record_path, write_record
 from bench.data.sources import DatasetOptions, load_raw
 from bench.data.task import prepare
-from bench.running.runner import Interrupted, Outcome
-from bench.running.worker import base_record
+from bench.running.results import base_record
+from bench.running.runner import Outcome
 from tests.conftest import ROOT, run_bench
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,7 +56,7 @@ def quality(spec) -> float:
 class FakeRunner:
     """runner.run_one stand-in: an ok record scored by `quality` (20 rows, right on the first
     round(quality x 20)), written where the runner writes it; `stop_when(spec)` true: behaves as
-    Ctrl-C during that run (a cancelled record, runner.Interrupted)."""
+    Ctrl-C during that run (a cancelled record, errors.Stopped)."""
 
     def __init__(self, stop_when=None):
         self.calls, self.stop_when = [], stop_when
@@ -66,7 +67,7 @@ class FakeRunner:
             self.stop_when = None
             rec = base_record(spec, "cancelled", "interrupted (Ctrl-C, SIGINT) during the run")
             write_record(record_path(results_dir, spec.run_id), rec)
-            raise Interrupted(Outcome(spec, "cancelled", rec, 0.1))
+            raise Stopped(2, Outcome(spec, "cancelled", rec, 0.1))
         n, right = 20, round(quality(spec) * 20)
         truth = [i % 5 for i in range(n)]
         rec = base_record(spec, "ok")
@@ -316,7 +317,7 @@ SPY = textwrap.dedent('''
 
     import strategies
     from bench.core.params import param
-    from strategies.base import Strategy, StrategyResult
+    from strategies.shared.base import Strategy, StrategyResult
 
 
     @dataclass
