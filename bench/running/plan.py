@@ -8,6 +8,7 @@ from bench.data.task import prepare
 from bench.data.splits import SplitSpec, parse_per_class, parse_split, parse_train_sizes
 from bench.data.sources import DatasetOptions, check_options, load_raw, source_for
 from bench.engine.device import resolve_device
+from bench.engine.flops import peak_basis_setting
 from bench.core.errors import BenchError
 from bench.engine.models import resolve_model
 
@@ -56,6 +57,7 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
         raise BenchError("no seeds chosen; pass --seeds, e.g. --seeds 0,1,2")
     if exp.precision not in ("auto", "bf16", "fp32"):
         raise BenchError(f"--precision {exp.precision!r}: use auto, bf16 or fp32")
+    peak_basis_setting()  # FTBENCH_PEAK, read again by every run's MFU figures
     strategies = [get_strategy(name) for name in dict.fromkeys(exp.strategies)]
     unknown = sorted(set(exp.models) | set(exp.params) - {"*"} - {s.name for s in strategies})
     unknown = [u for u in unknown if u not in {s.name for s in strategies}]
