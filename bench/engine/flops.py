@@ -141,6 +141,37 @@ def model_shape(config, n_labels: int = 0) -> ModelShape:
     return ModelShape(int(n + n_labels * d_model), n_layers, d_model, causal)
 
 
+def saved_model_shape(folder, n_labels: int = 0) -> ModelShape:
+    """model_shape of a model folder (anything else: model_shape itself), kept under the cache folder by its config.json's content and
+    the transformers release: counting on the meta device imports the model's modeling code (seconds
+    a run, where a run such as feature-extract from cached embeddings imports nothing else of it)."""
+    import hashlib
+    import importlib.metadata
+    import json
+
+    from bench.engine.models import cache_root
+
+    try:
+        text = (Path(folder) / "config.json").read_text()
+    except (OSError, TypeError):  # a config object, or a Hub id
+        return model_shape(folder, n_labels)
+    key = hashlib.sha256(json.dumps([text, n_labels, importlib.metadata.version("transformers")]).encode())
+    path = cache_root() / "shapes" / f"{key.hexdigest()[:20]}.json"
+    try:
+        return ModelShape(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
+    shape = model_shape(folder, n_labels)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(shape.__dict__))
+        tmp.replace(path)
+    except OSError:  # an unwritable cache: counted again next time
+        pass
+    return shape
+
+
 _DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi", "phi3", "gemma", "gemma2",
                   "gemma3_text", "smollm3", "olmo", "olmo2", "falcon", "opt", "bloom", "mixtral", "granite"}
 
@@ -291,7 +322,7 @@ def utilization_figures(flops_kind: str, model, cost: dict[str, Any], device: st
         kind = strategy_kind(flops_kind, cost.get("trainable_params"), cost.get("total_params"))
         out["flops_kind"] = kind
         source = model.local_path(log=lambda *_: None) if hasattr(model, "local_path") else model
-        shape = model_shape(source, n_labels)
+        shape = saved_model_shape(source, n_labels)
         out["n_nonembedding_params"] = shape.n_nonembedding
         counters = cost.get("counters") or {}
         n_trainable = int(cost.get("trainable_params") or 0)

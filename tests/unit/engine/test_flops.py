@@ -232,3 +232,17 @@ def test_ftbench_peak_chooses_the_basis_and_an_unknown_one_is_an_error(tmp_path,
     monkeypatch.setenv("FTBENCH_PEAK", "guess")
     with pytest.raises(BenchError, match="FTBENCH_PEAK"):
         flops.peak_basis_setting()
+
+
+def test_a_model_folders_shape_is_counted_once_and_kept(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("FTBENCH_CACHE", str(tmp_path))
+    shape = flops.saved_model_shape(str(tiny_bert), 5)
+    assert shape == flops.model_shape(str(tiny_bert), 5) and list((tmp_path / "shapes").glob("*.json"))
+
+    def no_count(*args, **kwargs):
+        raise AssertionError("counted again")
+
+    monkeypatch.setattr(flops, "model_shape", no_count)
+    assert flops.saved_model_shape(str(tiny_bert), 5) == shape  # read back, no modeling code imported
+    with pytest.raises(AssertionError, match="counted again"):  # another head is another count
+        flops.saved_model_shape(str(tiny_bert), 3)
