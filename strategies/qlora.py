@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from bench.core.errors import BenchError
 from bench.engine.compat import enable_activation_checkpointing, peft_calls
 from bench.engine.context import RunContext
-from bench.engine.four_bit import REPACKING_OFF_NOTE, import_bitsandbytes, keep_4bit_layers_trainable
+from bench.engine.four_bit import (REPACKING_OFF_NOTE, has_4bit_matmul_op, import_bitsandbytes, keep_4bit_layers_trainable,
+                                   keep_4bit_outputs)
 from bench.engine.kernels import apply_speed_params, load_kwargs
 from strategies.common import TrainedStrategy, load_classifier, load_tokenizer
 from strategies.peft_common import (GPU_DEFAULTS, LoRAParams, add_lora, check_lora_params, classifier_head_names,
@@ -28,7 +29,9 @@ class QLoRAParams(LoRAParams):
     # as peft's prepare_model_for_kbit_training defaults to). Without it the 4-bit base saves
     # nothing on the CPU: measured on SmolLM2, 64 tokens, batch 8, the qlora run peaked at 2,844 MB
     # RSS against lora's 2,523 MB (the backward keeps de-quantized weights and all activations);
-    # with it, 1,787 MB against 2,567 MB, for ~1.45x the training time.
+    # recomputing everything, 1,787 MB against 2,567 MB, for ~1.45x the training time. The 4-bit
+    # matmuls' outputs are kept, not recomputed (four_bit.keep_4bit_outputs): the same gradients,
+    # bit for bit, for the memory of those outputs (every layer's linear outputs, until its backward).
     gradient_checkpointing: bool = True
 
 
@@ -132,11 +135,12 @@ def nf4_config(ctx: RunContext, keep_full_precision: list[str]):
 
 def prepare_for_training(model, gradient_checkpointing: bool):
     """peft's k-bit preparation: freeze the base, cast its non-4-bit weights to fp32 and, when asked,
-    turn on gradient checkpointing (non-reentrant: no need to make the inputs require grad)."""
+    turn on gradient checkpointing (non-reentrant: no need to make the inputs require grad) that
+    keeps the 4-bit matmuls' outputs (four_bit.keep_4bit_outputs; 8-bit layers recompute all)."""
     from peft import prepare_model_for_kbit_training
 
     with peft_calls():
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if gradient_checkpointing:
-        enable_activation_checkpointing(model)
+        enable_activation_checkpointing(model, context_fn=keep_4bit_outputs if has_4bit_matmul_op() else None)
     return model
