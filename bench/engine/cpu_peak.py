@@ -16,8 +16,6 @@ rate dense matmuls really reach here, below any modelled peak (clocks under load
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,32 +95,32 @@ def fp32_flops_per_cycle(info: CpuInfo) -> tuple[int, str]:
                        "assumed: microarchitecture not in bench/engine/cpu_peak.py]")
 
 
-def _cache_file(cache_dir: Path, info: CpuInfo, threads: int, dtype: str, n: int) -> Path:
-    key = json.dumps([info.model_name, info.vendor, info.family, info.model, sorted(info.flags), threads, dtype, n])
-    return cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-
-
 def measured_peak(info: CpuInfo, threads: int, bf16: bool, cache_dir: Path, n: int | None = None,
                   repeats: int | None = None) -> tuple[float, str]:
     """(FLOP/s, basis) of the best of `repeats` n x n matmuls (MEASURE_REPEATS, MEASURE_N) on
     `threads` threads, in bf16 or fp32; measured once, then read from `cache_dir`."""
+    from bench.engine.memo import remembered
+
     n, repeats = n or MEASURE_N, repeats or MEASURE_REPEATS
     dtype = "bf16" if bf16 else "fp32"
-    path = _cache_file(cache_dir, info, threads, dtype, n)
-    try:
-        saved = json.loads(path.read_text())
-        return float(saved["flops"]), saved["basis"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    key = [info.model_name, info.vendor, info.family, info.model, sorted(info.flags), threads, dtype, n]
+    flops, when = remembered("peak", key, lambda: (_time_matmul(threads, bf16, n, repeats), time.strftime("%Y-%m-%d")),
+                             cache_dir)
+    return flops, (f"CPU: measured, {dtype} {n}x{n} matmul on {threads} thread(s), best of {repeats}: "
+                   f"{flops / 1e9:.1f} GFLOP/s (measured {when}, kept in {cache_dir})")
+
+
+def _time_matmul(threads: int, bf16: bool, n: int, repeats: int) -> float:
+    """FLOP/s of the best of `repeats` n x n matmuls."""
     import torch
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        torch_dtype = torch.bfloat16 if bf16 else torch.float32
+        dtype = torch.bfloat16 if bf16 else torch.float32
         generator = torch.Generator().manual_seed(0)
-        a = torch.randn(n, n, generator=generator).to(torch_dtype)
-        b = torch.randn(n, n, generator=generator).to(torch_dtype)
+        a = torch.randn(n, n, generator=generator).to(dtype)
+        b = torch.randn(n, n, generator=generator).to(dtype)
         torch.matmul(a, b)  # the first call pays for the kernel's set-up
         best = float("inf")
         for _ in range(repeats):
@@ -131,15 +129,4 @@ def measured_peak(info: CpuInfo, threads: int, bf16: bool, cache_dir: Path, n: i
             best = min(best, time.perf_counter() - t)
     finally:
         torch.set_num_threads(previous)
-    flops = 2.0 * n ** 3 / best
-    basis = (f"CPU: measured, {dtype} {n}x{n} matmul on {threads} thread(s), best of {repeats}: "
-             f"{flops / 1e9:.1f} GFLOP/s (measured {time.strftime('%Y-%m-%d')}, cached in {path})")
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"flops": flops, "basis": basis, "n": n, "threads": threads, "dtype": dtype,
-                                   "cpu": info.model_name}))
-        tmp.replace(path)
-    except OSError:  # an unwritable cache: measured again next time
-        pass
-    return flops, basis
+    return 2.0 * n ** 3 / best

@@ -142,34 +142,20 @@ def model_shape(config, n_labels: int = 0) -> ModelShape:
 
 
 def saved_model_shape(folder, n_labels: int = 0) -> ModelShape:
-    """model_shape of a model folder (anything else: model_shape itself), kept under the cache folder by its config.json's content and
-    the transformers release: counting on the meta device imports the model's modeling code (seconds
-    a run, where a run such as feature-extract from cached embeddings imports nothing else of it)."""
-    import hashlib
+    """model_shape of a model folder (anything else: model_shape itself), kept under the cache folder
+    by its config.json's content and the transformers release: counting on the meta device imports
+    the model's modeling code (seconds a run, where a run such as feature-extract from cached
+    embeddings imports nothing else of it)."""
     import importlib.metadata
-    import json
 
-    from bench.engine.models import cache_root
+    from bench.engine.memo import remembered
 
     try:
-        text = (Path(folder) / "config.json").read_text()
+        config = (Path(folder) / "config.json").read_text()
     except (OSError, TypeError):  # a config object, or a Hub id
         return model_shape(folder, n_labels)
-    key = hashlib.sha256(json.dumps([text, n_labels, importlib.metadata.version("transformers")]).encode())
-    path = cache_root() / "shapes" / f"{key.hexdigest()[:20]}.json"
-    try:
-        return ModelShape(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        pass
-    shape = model_shape(folder, n_labels)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(shape.__dict__))
-        tmp.replace(path)
-    except OSError:  # an unwritable cache: counted again next time
-        pass
-    return shape
+    key = [config, n_labels, importlib.metadata.version("transformers")]
+    return ModelShape(**remembered("shapes", key, lambda: model_shape(folder, n_labels).__dict__))
 
 
 _DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi", "phi3", "gemma", "gemma2",
