@@ -57,14 +57,25 @@ def trainable_bytes(model) -> int:
 
 def has_backbone_biases(model_ref) -> bool | None:
     """Whether the model has bias terms, from a weightless (meta-device) copy built from its config;
-    None where the config cannot be had without loading."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    None where the config cannot be had without loading. Kept per config and transformers release
+    (bench.engine.memo): building the copy imports the modeling code, seconds before any run."""
+    import importlib.metadata
+
+    from bench.engine.memo import remembered
 
     model_type = model_type_of(model_ref)
     if model_type is None:
         return None
     config_file = Path(str(model_ref.source)) / "config.json"
+    config_text = config_file.read_text() if config_file.is_file() else None
+    key = [model_type, config_text, importlib.metadata.version("transformers")]
+    return remembered("backbone-biases", key, lambda: _has_backbone_biases(model_ref, model_type, config_file))
+
+
+def _has_backbone_biases(model_ref, model_type: str, config_file: Path) -> bool:
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
     config = (AutoConfig.from_pretrained(str(model_ref.source)) if config_file.is_file()
               else AutoConfig.for_model(model_type))  # a GGUF's or random model's type: its defaults
     config.num_labels = 2

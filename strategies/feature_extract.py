@@ -7,9 +7,9 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from bench.core.errors import Diverged
 from bench.core.params import param
@@ -18,6 +18,9 @@ from bench.engine.cache_entries import FORMAT as CACHE_FORMAT, load_arrays, save
 from bench.engine.tokens import Encoded, encode, tokenizer_identity
 from strategies.shared.base import Strategy, StrategyResult
 from strategies.shared.trained import load_tokenizer
+
+if TYPE_CHECKING:
+    import torch
 
 POOLINGS = ("auto", "mean", "cls", "last")
 HEADS = ("logreg", "mlp")
@@ -176,6 +179,8 @@ def _embed(model, enc: Encoded, ctx: RunContext, tokenizer, pooling: str, split_
 
 def pool(output, batch: dict, pooling: str) -> torch.Tensor:
     """mean over real tokens, the first ([CLS]) token, or the last real token (right padding)."""
+    import torch
+
     hidden = output.last_hidden_state.float()
     mask = batch["attention_mask"].unsqueeze(-1).float()
     if pooling == "mean":
@@ -188,6 +193,8 @@ def pool(output, batch: dict, pooling: str) -> torch.Tensor:
 
 def _random_linear_head(x: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
     """The untrained starting point: a freshly initialized linear head (nn.Linear's init)."""
+    import torch
+
     torch.manual_seed(seed)
     head = torch.nn.Linear(x.shape[1], n_classes)
     with torch.no_grad():
@@ -220,6 +227,7 @@ def _record_logreg_epoch(clf, feats, y, ctx: RunContext) -> None:
 
 def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
     """A one-hidden-layer MLP on the cached embeddings; the best epoch by validation accuracy."""
+    import torch
     import torch.nn.functional as F
 
     from bench.engine.training import BestEpoch, validation_figures

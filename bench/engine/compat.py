@@ -45,10 +45,13 @@ def forward_with_cache(model, cache, **inputs):
     return out, returned
 
 
-def enable_activation_checkpointing(model, use_reentrant: bool = False) -> None:
+def enable_activation_checkpointing(model, use_reentrant: bool = False, context_fn=None) -> None:
     """Gradient (activation) checkpointing under whichever name this transformers release has;
-    non-reentrant by default (no need to make the inputs require grad)."""
+    non-reentrant by default (no need to make the inputs require grad); `context_fn` is
+    torch.utils.checkpoint's (selective checkpointing, non-reentrant only)."""
     options = {"use_reentrant": use_reentrant}
+    if context_fn is not None:
+        options["context_fn"] = context_fn
     if hasattr(model, "activation_checkpointing_enable"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
     else:

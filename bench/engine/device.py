@@ -19,17 +19,31 @@ def cpu_has_bf16() -> bool:
 DEVICE_FORMS = "auto, cpu, cuda or cuda:N"
 
 
+def gpu_possible() -> bool:
+    """Whether torch could see a CUDA (or ROCm) GPU here, decided without importing torch (seconds
+    of the CLI's start-up): on Linux a GPU's driver shows as a device node (NVIDIA's /dev/nvidiactl,
+    WSL's /dev/dxg, ROCm's /dev/kfd); elsewhere only torch can say."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(node) for node in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd"))
+
+
 def resolve_device(requested: str = "auto") -> str:
     """auto, cpu, cuda or cuda:N, checked against what torch sees; anything else is one clear error."""
     import re
-
-    import torch
 
     from bench.core.errors import BenchError, echoed
 
     if not isinstance(requested, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", requested.strip()):
         raise BenchError(f"--device {echoed(requested)} is not supported here; use {DEVICE_FORMS}")
     requested = requested.strip()
+    if requested == "cpu" or (requested == "auto" and not gpu_possible()):
+        return "cpu"
+    import torch
+
     if requested.startswith("cuda:") and torch.cuda.is_available():
         index = int(requested.split(":")[1])
         if index >= torch.cuda.device_count():

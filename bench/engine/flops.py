@@ -7,7 +7,8 @@ What lands in the record's `cost` (`utilization_figures`, called once by the wor
     train_mfu, eval_mfu     flops_per_*_token x *_tokens_per_s / peak_flops (null where either is missing)
     flops_per_embed_token, embed_mfu   the same for feature-extract's frozen pass over train and val
     peak_flops              the device's peak FLOP/s for the precision the run computed in
-    peak_flops_basis        how that peak was derived (a sentence)
+    peak_flops_basis        how that peak was derived: a sentence starting "CPU: modelled", "CPU: measured"
+                            or "GPU ..." (below)
     flops_kind              "full" | "adapter" | "forward" (below)
     n_nonembedding_params   N below
 
@@ -39,12 +40,18 @@ fraction: LoRA, QLoRA, other adapters) -> adapter.
 
 Peak FLOP/s:
 
-    CPU   cores x FLOPs/cycle/core x clock. cores: the physical cores among the CPUs this process may run
-          on (os.sched_getaffinity, SMT siblings counted once), capped at torch's thread count. FLOPs per
-          cycle per core: 2 FMA units x 2 FLOPs per FMA x fp32 lanes (AVX-512: 16, AVX2: 8, SSE/NEON: 4);
-          without an FMA flag half of that. bf16 (when the run computed in bf16): AVX512-BF16 doubles the
-          fp32 figure (VDPBF16PS: two bf16 products per fp32 lane); AMX-BF16 gives 1024 FLOPs/cycle/core
-          (Intel's figure for Sapphire Rapids, 16x the AVX-512 fp32 rate). Without native bf16 a bf16 run is
+    CPU   modelled (the default) or measured, as FTBENCH_PEAK says (model | measured); the basis
+          sentence starts with which. Measured: a large matmul in the run's dtype timed once on the
+          run's threads and cached (bench/engine/cpu_peak.py). Modelled: cores x FLOPs/cycle/core x clock.
+          cores: the physical cores among the CPUs this process may run on (os.sched_getaffinity, SMT
+          siblings counted once), capped at torch's thread count. FLOPs per cycle per core: FMA units x
+          2 FLOPs per FMA x fp32 lanes per unit, from the microarchitecture where /proc/cpuinfo's
+          vendor, family and model name a known one (bench/engine/cpu_peak.py: Zen 4 runs AVX-512 on
+          256-bit units), else 2 full-width units of the widest SIMD its flags name (AVX-512: 16 lanes,
+          AVX2: 8, SSE/NEON: 4), said to be assumed; without an FMA flag half of that. bf16 (when the
+          run computed in bf16): AVX512-BF16 doubles the fp32 figure (VDPBF16PS: two bf16 products per
+          fp32 lane); AMX-BF16 gives 1024 FLOPs/cycle/core (Intel's figure for Sapphire Rapids, 16x
+          the AVX-512 fp32 rate). Without native bf16 a bf16 run is
           emulated (far below any peak); its peak is reported as the fp32 one. Clock:
           /sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq, else the highest "cpu MHz" in
           /proc/cpuinfo (a VM's nominal clock), else DEFAULT_CPU_GHZ. Real matmuls reach about 0.6-0.8 of
@@ -134,6 +141,23 @@ def model_shape(config, n_labels: int = 0) -> ModelShape:
     return ModelShape(int(n + n_labels * d_model), n_layers, d_model, causal)
 
 
+def saved_model_shape(folder, n_labels: int = 0) -> ModelShape:
+    """model_shape of a model folder (anything else: model_shape itself), kept under the cache folder
+    by its config.json's content and the transformers release: counting on the meta device imports
+    the model's modeling code (seconds a run, where a run such as feature-extract from cached
+    embeddings imports nothing else of it)."""
+    import importlib.metadata
+
+    from bench.engine.memo import remembered
+
+    try:
+        config = (Path(folder) / "config.json").read_text()
+    except (OSError, TypeError):  # a config object, or a Hub id
+        return model_shape(folder, n_labels)
+    key = [config, n_labels, importlib.metadata.version("transformers")]
+    return ModelShape(**remembered("shapes", key, lambda: model_shape(folder, n_labels).__dict__))
+
+
 _DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi", "phi3", "gemma", "gemma2",
                   "gemma3_text", "smollm3", "olmo", "olmo2", "falcon", "opt", "bloom", "mixtral", "granite"}
 
@@ -194,23 +218,20 @@ def physical_cores(cpus: set[int] | None = None, sys_root: str = "/sys/devices/s
 
 
 def cpu_peak(threads: int, flags: frozenset[str], mhz: float | None = None, max_freq_khz: float | None = None,
-             bf16: bool = False, cores: int | None = None) -> tuple[float, str]:
-    """(peak FLOP/s, basis) of `threads` threads on a CPU with these /proc/cpuinfo flags."""
+             bf16: bool = False, cores: int | None = None, info: cpuinfo.CpuInfo | None = None) -> tuple[float, str]:
+    """(modelled peak FLOP/s, basis) of `threads` threads on a CPU with these /proc/cpuinfo flags;
+    `info` (vendor, family, model) names its microarchitecture where bench/engine/cpu_peak.py knows it."""
+    from dataclasses import replace
+
+    from bench.engine.cpu_peak import fp32_flops_per_cycle
+
     n = min(threads, cores) if cores else threads
-    if "avx512f" in flags:
-        lanes, isa = 16, "AVX-512"
-    elif "avx2" in flags or "avx" in flags:
-        lanes, isa = 8, "AVX2" if "avx2" in flags else "AVX"
-    else:
-        lanes, isa = 4, "128-bit SIMD"
-    fma = "fma" in flags or "asimd" in flags or isa == "AVX-512"
-    per_cycle = (2 * 2 * lanes) if fma else (2 * lanes)
-    what = f"fp32 {isa}{' FMA' if fma else ''}: {per_cycle} FLOPs/cycle/core"
+    per_cycle, what = fp32_flops_per_cycle(replace(info or cpuinfo.CpuInfo(), flags=frozenset(flags)))
     if bf16:
         if "amx_bf16" in flags:
             per_cycle, what = 1024, "bf16 AMX: 1024 FLOPs/cycle/core"
         elif "avx512_bf16" in flags:
-            per_cycle, what = 2 * per_cycle, f"bf16 AVX512-BF16: {2 * per_cycle} FLOPs/cycle/core"
+            per_cycle, what = 2 * per_cycle, f"bf16 AVX512-BF16: 2 x ({what})"
         else:
             what += " (bf16 is emulated here: fp32 peak shown)"
     if max_freq_khz:
@@ -220,8 +241,7 @@ def cpu_peak(threads: int, flags: frozenset[str], mhz: float | None = None, max_
     else:
         ghz, clock = DEFAULT_CPU_GHZ, "assumed (no clock readable)"
     peak = n * per_cycle * ghz * 1e9
-    basis = (f"CPU: {n} core(s) x {what} x {ghz:.3f} GHz ({clock}) = {peak / 1e9:.1f} GFLOP/s "
-             f"[2 FMA units/core assumed]")
+    basis = f"CPU: modelled, {n} core(s) x {what} x {ghz:.3f} GHz ({clock}) = {peak / 1e9:.1f} GFLOP/s"
     return peak, basis
 
 
@@ -234,20 +254,39 @@ def gpu_peak(name: str, bf16: bool) -> tuple[float | None, str]:
     return None, f"GPU {name}: not in bench/engine/flops.py GPU_PEAKS; no peak, no MFU"
 
 
+PEAK_BASES = ("model", "measured")  # FTBENCH_PEAK: how a CPU's peak is found (module docstring)
+
+
+def peak_basis_setting() -> str:
+    """FTBENCH_PEAK, checked (bench.running.plan calls this before any model loads)."""
+    from bench.core.errors import BenchError
+
+    value = os.environ.get("FTBENCH_PEAK", "model").strip().lower() or "model"
+    if value not in PEAK_BASES:
+        raise BenchError(f"FTBENCH_PEAK={value!r}: use model (the microarchitecture's peak, the default) or "
+                         "measured (a large matmul timed once here and cached)")
+    return value
+
+
 def device_peak(device: str, bf16: bool) -> tuple[float | None, str]:
-    """Peak FLOP/s of the device a run used, for its precision."""
+    """Peak FLOP/s of the device a run used, for its precision: on a CPU modelled or measured
+    (FTBENCH_PEAK), on a GPU from GPU_PEAKS."""
     import torch
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return gpu_peak(torch.cuda.get_device_name(torch.device(device)), bf16)
     info = cpuinfo.read()
-    flags, mhz = info.flags, info.max_mhz
+    if peak_basis_setting() == "measured":
+        from bench.engine.cpu_peak import measured_peak
+        from bench.engine.models import cache_root
+
+        return measured_peak(info, torch.get_num_threads(), bf16, cache_root() / "peak")
     max_khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
     try:
         max_khz_f = float(max_khz) if max_khz else None
     except ValueError:
         max_khz_f = None
-    return cpu_peak(torch.get_num_threads(), flags, mhz, max_khz_f, bf16, physical_cores())
+    return cpu_peak(torch.get_num_threads(), info.flags, info.max_mhz, max_khz_f, bf16, physical_cores(), info)
 
 
 # --------------------------------------------------------------------------------- the record's part
@@ -269,7 +308,7 @@ def utilization_figures(flops_kind: str, model, cost: dict[str, Any], device: st
         kind = strategy_kind(flops_kind, cost.get("trainable_params"), cost.get("total_params"))
         out["flops_kind"] = kind
         source = model.local_path(log=lambda *_: None) if hasattr(model, "local_path") else model
-        shape = model_shape(source, n_labels)
+        shape = saved_model_shape(source, n_labels)
         out["n_nonembedding_params"] = shape.n_nonembedding
         counters = cost.get("counters") or {}
         n_trainable = int(cost.get("trainable_params") or 0)

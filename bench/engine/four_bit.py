@@ -67,3 +67,30 @@ def keep_4bit_layers_trainable(model) -> int:
             module.support_avx512bf16_for_cpu = False
             changed += 1
     return changed
+
+
+def keep_4bit_outputs():
+    """Selective activation checkpointing for 4-bit layers: the contexts (torch.utils.checkpoint's
+    `context_fn`) that keep each 4-bit matmul's output from the forward pass and recompute only the
+    rest of a checkpointed layer in the backward pass. The recomputation then no longer
+    de-quantizes and multiplies every 4-bit weight a second time; its results are bit for bit those
+    of recomputing everything, for the memory those outputs take (every checkpointed layer's linear
+    outputs, each kept until its layer's backward pass)."""
+    import torch
+    from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
+
+    keep = {torch.ops.bitsandbytes.gemm_4bit.default}
+
+    def policy(ctx, op, *args, **kwargs):
+        return CheckpointPolicy.MUST_SAVE if op in keep else CheckpointPolicy.PREFER_RECOMPUTE
+
+    return create_selective_checkpoint_contexts(policy)
+
+
+def has_4bit_matmul_op() -> bool:
+    """Whether bitsandbytes runs its 4-bit matmul as a torch op (>= 0.47), which selective
+    checkpointing can tell apart."""
+    import torch
+
+    bnb = import_bitsandbytes()
+    return bnb is not None and hasattr(torch.ops.bitsandbytes, "gemm_4bit")

@@ -4,25 +4,28 @@ PEFT family), the profile leg of `bench perf` and feature extraction: one hyperp
 strategy's own loss), one optimizer step (`optimizer_step`), one length-sorted forward loop
 (`forward_sorted`), one best-epoch keeper (`BestEpoch`). Length-grouped batches with dynamic
 padding, bf16 autocast where the device has it, optional class-weighted loss, validation every
-epoch with the best epoch kept."""
+epoch with the best epoch kept.
+
+torch is imported where it is used, not with this module: the strategies' parameters (TrainParams,
+`retuned`) live here, and the CLI checks them before any run needs torch."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from bench.engine.context import RunContext
 from bench.engine.device import autocast, use_bf16
-from bench.engine.dropout import use_fast_dropout
 from bench.core.errors import Diverged
 from bench.core.params import param
 from bench.engine.kernels import SpeedParams
 from bench.engine.tokens import Encoded
+
+if TYPE_CHECKING:
+    import torch
 
 MEGABATCH = 50  # batches per length-sorted chunk: similar lengths together, order still random
 EVAL_BATCH_SIZE = 32
@@ -49,6 +52,8 @@ def retuned(name: str, default: Any):
 
 
 def pad_batch(rows: list[list[int]], pad_id: int, device: str) -> dict[str, torch.Tensor]:
+    import torch
+
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -100,13 +105,14 @@ def pad_id_of(tokenizer) -> int:
     return int(pid)
 
 
-@torch.inference_mode()
 def forward_sorted(model, data: Encoded, ctx: RunContext, pad_id: int, read: Callable[[Any, dict], torch.Tensor],
                    batch_size: int = EVAL_BATCH_SIZE, desc: str = "evaluating",
                    count_as: str | None = "eval") -> np.ndarray:
     """Every row through `model` in length-sorted batches (each pads little), under autocast where
     the device has bf16; `read(output, batch)` turns the model's output into one row of floats per
     example. Rows come back in `data`'s order; `count_as` names the token counters (FLOPs, MFU)."""
+    import torch
+
     was_training = model.training
     model.eval()
     bf16 = use_bf16(ctx.device, ctx.precision)
@@ -114,15 +120,16 @@ def forward_sorted(model, data: Encoded, ctx: RunContext, pad_id: int, read: Cal
     order = np.argsort(-lengths, kind="stable")
     out = None
     bar = ctx.tracker.progress(total=len(data), desc=desc, unit="ex")
-    for s in range(0, len(order), batch_size):
-        idx = order[s: s + batch_size]
-        batch = pad_batch([data.input_ids[i] for i in idx], pad_id, ctx.device)
-        with autocast(ctx.device, bf16):
-            rows = read(model(**batch), batch).float().cpu().numpy()
-        if out is None:
-            out = np.empty((len(data), rows.shape[1]), dtype=np.float32)
-        out[idx] = rows
-        bar.update(len(idx))
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            idx = order[s: s + batch_size]
+            batch = pad_batch([data.input_ids[i] for i in idx], pad_id, ctx.device)
+            with autocast(ctx.device, bf16):
+                rows = read(model(**batch), batch).float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(data), rows.shape[1]), dtype=np.float32)
+            out[idx] = rows
+            bar.update(len(idx))
     bar.close()
     if count_as:
         ctx.tracker.count(f"{count_as}_examples", len(data))
@@ -135,6 +142,9 @@ def predict(model, data: Encoded, ctx: RunContext, pad_id: int, batch_size: int 
             desc: str = "evaluating", weights: torch.Tensor | None = None,
             count_as: str | None = "eval") -> tuple[np.ndarray, float]:
     """Class ids and mean loss of a sequence-classification model."""
+    import torch
+    import torch.nn.functional as F
+
     logits = forward_sorted(model, data, ctx, pad_id, lambda out, batch: out.logits, batch_size, desc, count_as)
     if not len(data):
         return np.empty(0, dtype=np.int64), 0.0
@@ -167,6 +177,8 @@ class BestEpoch:
             entry["best"] = True
 
     def restore(self) -> None:
+        import torch
+
         if self.state is None:
             return
         with torch.no_grad():
@@ -182,6 +194,8 @@ def make_optimizer(model, lr: float, weight_decay: float) -> tuple[torch.optim.O
     same update, as HF Trainer's default `adamw_torch_fused`) where torch has it for these
     parameters: it matters most where the update of every weight is a large part of a step (full-ft
     on short rows)."""
+    import torch
+
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
     no_decay = [p for p in trainable if p.ndim < 2]  # biases and norms: no weight decay
@@ -196,6 +210,8 @@ def make_optimizer(model, lr: float, weight_decay: float) -> tuple[torch.optim.O
 def classifier_loss(model, batch: dict, labels: torch.Tensor, bf16: bool,
                     weights: torch.Tensor | None = None) -> torch.Tensor:
     """A sequence classifier's loss on one padded batch: forward under autocast, fp32 cross-entropy."""
+    import torch.nn.functional as F
+
     with autocast(labels.device.type, bf16):
         logits = model(**batch).logits
     return F.cross_entropy(logits.float(), labels, weight=weights)
@@ -203,6 +219,8 @@ def classifier_loss(model, batch: dict, labels: torch.Tensor, bf16: bool,
 
 def optimizer_step(loss: torch.Tensor, optimizer, trainable: list[torch.Tensor], scheduler=None) -> float:
     """Backward, gradient clipping, the update (and the schedule); returns the loss."""
+    import torch
+
     loss.backward()
     if MAX_GRAD_NORM:
         torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
@@ -221,6 +239,8 @@ def train_step(model, batch: dict, labels: torch.Tensor, optimizer, trainable: l
 
 def fast_dropout_on_cpu(model, ctx: RunContext) -> None:
     """On the CPU, dropout masks drawn with numpy (bench/engine/dropout.py: torch's are slow there)."""
+    from bench.engine.dropout import use_fast_dropout
+
     if ctx.device != "cpu":
         return
     modules, attention = use_fast_dropout(model)
@@ -232,6 +252,7 @@ def fast_dropout_on_cpu(model, ctx: RunContext) -> None:
 def linear_schedule_with_warmup(optimizer, warmup_steps: int, total_steps: int):
     """transformers' linear schedule (the same factors step for step) on torch's LambdaLR: importing
     transformers.optimization imports peft, bitsandbytes and torch's compiler, seconds a run."""
+    import torch
 
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -256,6 +277,8 @@ class Objective:
 def classifier_objective(train: Encoded, val: Encoded, ctx: RunContext, p: TrainParams, pad_id: int) -> Objective:
     """Cross-entropy of a sequence classifier (class-weighted where the params ask), validated by
     its predictions on the val split."""
+    import torch
+
     device, bf16 = ctx.device, use_bf16(ctx.device, ctx.precision)
     weights = None
     if p.class_weights:
@@ -287,6 +310,8 @@ def epoch_batches(lengths: np.ndarray, p: TrainParams, ctx: RunContext) -> list[
 def fit(model, objective: Objective, ctx: RunContext, p: TrainParams) -> None:
     """Train in place; validate each epoch (ctx.tracker.epoch: the curve, and the tuning pruner);
     at the end load back the trainable weights of the best epoch by validation accuracy."""
+    import torch
+
     fast_dropout_on_cpu(model, ctx)
     optimizer, trainable = make_optimizer(model, p.lr, p.weight_decay)
     lengths = objective.lengths

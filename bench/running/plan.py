@@ -11,6 +11,7 @@ from bench.data.sources import DatasetOptions, check_options, load_raw, source_f
 from bench.data.splits import SplitSpec
 from bench.data.task import prepare
 from bench.engine.device import resolve_device
+from bench.engine.flops import peak_basis_setting
 from bench.engine.models import max_positions, resolve_model
 from bench.running.config import FALLBACK_PER_CLASS, Experiment, RunSpec
 
@@ -91,6 +92,7 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
                          f"{MAX_SEED} (what numpy, torch and scikit-learn all take); e.g. --seeds 0,1,2")
     if exp.precision not in ("auto", "bf16", "fp32"):
         raise BenchError(f"--precision {echoed(exp.precision)}: use auto, bf16 or fp32")
+    peak_basis_setting()  # FTBENCH_PEAK, read again by every run's MFU figures
     strategies = [get_strategy(name) for name in strategy_names(exp.strategies)]
     unknown = sorted(set(exp.models) | set(exp.params) - {"*"} - {s.name for s in strategies})
     unknown = [u for u in unknown if u not in {s.name for s in strategies}]

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from bench.core.errors import BenchError
 from bench.engine.compat import enable_activation_checkpointing, peft_calls
 from bench.engine.context import RunContext
-from bench.engine.four_bit import REPACKING_OFF_NOTE, import_bitsandbytes, keep_4bit_layers_trainable
+from bench.engine.four_bit import (REPACKING_OFF_NOTE, has_4bit_matmul_op, import_bitsandbytes, keep_4bit_layers_trainable,
+                                   keep_4bit_outputs)
 from bench.engine.kernels import load_kwargs
 from strategies.shared.trained import classifier_head_names, load_classifier, load_tokenizer
 
@@ -178,13 +179,14 @@ def nf4_config(ctx: RunContext, keep_full_precision: list[str]):
 
 def prepare_for_training(model, gradient_checkpointing: bool):
     """peft's k-bit preparation: freeze the base, cast its non-k-bit weights to fp32 and, when asked,
-    turn on gradient checkpointing (non-reentrant: no need to make the inputs require grad)."""
+    turn on gradient checkpointing (non-reentrant: no need to make the inputs require grad) that
+    keeps the 4-bit matmuls' outputs (four_bit.keep_4bit_outputs; 8-bit layers recompute all)."""
     from peft import prepare_model_for_kbit_training
 
     with peft_calls():
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if gradient_checkpointing:
-        enable_activation_checkpointing(model)
+        enable_activation_checkpointing(model, context_fn=keep_4bit_outputs if has_4bit_matmul_op() else None)
     return model
 
 

@@ -35,7 +35,18 @@ def model_type_of(model_ref) -> str | None:
 def forward_arguments(model_type: str, strategy: str) -> set[str]:
     """The arguments that reach the backbone of `model_type`'s sequence-classification model: those of
     the classification class's forward, plus the backbone's where the class passes **kwargs on (BERT
-    in transformers 5). Classes are inspected, not built; an error where there is no such class."""
+    in transformers 5). Classes are inspected, not built; an error where there is no such class.
+    Kept per transformers release (bench.engine.memo): inspecting them imports the modeling code, the
+    seconds `bench list` and a plan would otherwise spend before any run."""
+    import importlib.metadata
+
+    from bench.engine.memo import remembered
+
+    key = [model_type, importlib.metadata.version("transformers")]
+    return set(remembered("forward-arguments", key, lambda: sorted(_forward_arguments(model_type, strategy))))
+
+
+def _forward_arguments(model_type: str, strategy: str) -> set[str]:
     import transformers
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,

@@ -8,8 +8,6 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, ContextManager
 
-import torch
-
 from bench.engine.context import RunContext
 from bench.engine.tokens import Encoded, encode
 from bench.engine.training import TrainParams, classifier_objective, count_params, fit, pad_id_of, predict
@@ -55,6 +53,7 @@ def load_classifier(path: str, ctx: RunContext, tokenizer, dtype=None, **kwargs)
     `dtype` (fp32 unless told: transformers 5 would otherwise keep a bf16 checkpoint, every real
     Llama 3, in bf16), straight onto a CUDA device (no host copy of the weights); the pad id is set
     so decoders find each row's last token. What trains is cast to fp32 by `keep_trainable_fp32`."""
+    import torch
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
@@ -93,6 +92,8 @@ def keep_trainable_fp32(model) -> int:
     adapters, all of full-ft) stay fp32 and bf16 autocast does the math. An update smaller than
     half a bf16 ulp rounds away (tests/unit/engine/test_precision.py shows it on a bf16 head). peft's
     modules_to_save copies the head in the base's dtype, hence the cast here."""
+    import torch
+
     cast = 0
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32:

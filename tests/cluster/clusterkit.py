@@ -88,7 +88,7 @@ def ray_cluster(num_cpus: int = 2):
     try:
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
                  runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
-                     p for p in (str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")) if p)}})
+                     p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")) if p)}})
     except Exception as exc:  # noqa: BLE001 - no room for its object store, a sandbox without shared memory
         pytest.skip(f"a local Ray cluster did not start: {exc}")
     try:

@@ -243,3 +243,31 @@ def test_a_text_param_that_yaml_reads_as_a_mapping_is_taken_verbatim(keep_signal
                      params=parse_param_flags(["zero-shot.template=Text: {text}", "zero-shot.answer_prefix=Topic:"]))
     spec = plan(exp, check_data=False)[0]
     assert spec.params["template"] == "Text: {text}" and spec.params["answer_prefix"] == "Topic:"
+
+
+def test_bad_input_and_the_plan_import_no_torch(tmp_path):
+    """The CLI's own process checks flags, parameters and data and plans the runs without torch
+    (seconds of start-up): only the workers import it. On the CPU, that is (`auto` on a machine with
+    a GPU driver asks torch)."""
+    import subprocess
+    import sys
+
+    from tests.faults.faultkit import env
+
+    cases = [c for c in CASES if c[0] in ("epochs-zero", "lora-r-zero", "unknown-param-prefixed", "C-zero",
+                                          "template-no-text", "qlora-checkpointing-2", "per-class-too-big")]
+    script = "\n".join([
+        "import sys",
+        "from bench.commands import cli",
+        "from bench.running.config import Experiment",
+        "from bench.running.plan import plan",
+        f"for argv in {[with_results(args, tmp_path / 'r') + ['--device', 'cpu'] for _, args, _ in cases]!r}:",
+        "    assert cli.main(argv) == 2, argv",
+        "specs = plan(Experiment(per_class='5,2,5', device='cpu'))  # every default strategy, data checked",
+        "assert len(specs) == 5",
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'bitsandbytes') if m in sys.modules))",
+    ])
+    out = subprocess.run([sys.executable, "-c", script], env=env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+    assert out.stderr.count("error: ") == len(cases), out.stderr

@@ -83,7 +83,7 @@ def test_cpu_peak_from_cpuinfo_flags_cores_and_clock():
     assert "avx2" in flags and mhz == pytest.approx(2445.406)
     peak, basis = flops.cpu_peak(2, flags, mhz)
     assert peak == pytest.approx(2 * 2 * 2 * 8 * 2.445406e9)  # cores x FMA units x 2 x lanes x clock
-    assert "AVX2" in basis and "2 core" in basis and "cpu MHz" in basis
+    assert "AVX2" in basis and "2 core" in basis and "cpu MHz" in basis and "assumed" in basis
     assert flops.cpu_peak(2, flags, mhz, bf16=True)[0] == peak  # no native bf16: the fp32 peak
     assert flops.cpu_peak(2, flags, mhz, max_freq_khz=3.0e6)[0] == pytest.approx(2 * 32 * 3.0e9)  # cpufreq wins
     assert flops.cpu_peak(4, flags, mhz, cores=2)[0] == peak  # SMT threads share the FMA units
@@ -159,3 +159,90 @@ def test_a_run_record_carries_the_mfu_figures(tmp_path, tiny_bert):
     # time_s is rounded to the millisecond: on a run this tiny that alone moves the rate by several percent
     tokens, t = cost["counters"]["train_tokens"], cost["time_s"]["train"]
     assert tokens / (t + 0.0006) <= cost["train_tokens_per_s"] <= tokens / max(t - 0.0006, 1e-6)
+
+
+def cpuinfo_of(vendor: str, family: int, model: int, flags: str) -> str:
+    return (f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+            f"model name\t: Some CPU\ncpu MHz\t\t: 2000.000\nflags\t\t: {flags}\n")
+
+
+ZEN4_OR_5 = AVX512_FLAGS + " avx512_bf16"
+
+
+@pytest.mark.parametrize("vendor,family,model,flags,per_cycle,name", [
+    ("AuthenticAMD", 25, 17, ZEN4_OR_5, 32, "Zen 4"),  # EPYC Genoa: AVX-512 on 256-bit units
+    ("AuthenticAMD", 25, 97, ZEN4_OR_5, 32, "Zen 4"),  # Ryzen 7000
+    ("AuthenticAMD", 26, 2, ZEN4_OR_5, 64, "Zen 5"),  # EPYC Turin: full 512-bit units
+    ("AuthenticAMD", 26, 36, ZEN4_OR_5, 32, "Zen 5"),  # Strix Point: 256-bit units
+    ("AuthenticAMD", 25, 1, AVX2_FLAGS, 32, "Zen 3"),
+    ("AuthenticAMD", 23, 49, AVX2_FLAGS, 32, "Zen 2"),
+    ("AuthenticAMD", 23, 1, AVX2_FLAGS, 16, "Zen /"),  # two 128-bit units run AVX2 at half rate
+    ("GenuineIntel", 6, 143, AVX512_FLAGS, 64, "Sapphire"),
+    ("GenuineIntel", 6, 140, AVX512_FLAGS, 32, "client AVX-512"),  # Tiger Lake: one 512-bit unit
+])
+def test_the_peak_follows_the_microarchitecture(vendor, family, model, flags, per_cycle, name):
+    info = cpuinfo.parse(cpuinfo_of(vendor, family, model, flags))
+    assert (info.vendor, info.family, info.model) == (vendor, family, model)
+    peak, basis = flops.cpu_peak(2, info.flags, info.max_mhz, info=info)
+    assert peak == pytest.approx(2 * per_cycle * 2.0e9)
+    assert basis.startswith("CPU: modelled") and name in basis and "assumed" not in basis
+
+
+def test_zen4_bf16_doubles_its_own_fp32_peak_not_a_512_bit_one():
+    info = cpuinfo.parse(cpuinfo_of("AuthenticAMD", 25, 17, ZEN4_OR_5))
+    assert flops.cpu_peak(1, info.flags, info.max_mhz, bf16=True, info=info)[0] == pytest.approx(64 * 2.0e9)
+
+
+def test_an_unknown_microarchitecture_is_said_to_be_assumed():
+    info = cpuinfo.parse(cpuinfo_of("GenuineIntel", 6, 999, AVX512_FLAGS))
+    peak, basis = flops.cpu_peak(1, info.flags, info.max_mhz, info=info)
+    assert peak == pytest.approx(64 * 2.0e9) and "assumed" in basis
+
+
+def test_the_measured_peak_times_a_matmul_once_and_reads_it_back(tmp_path, monkeypatch):
+    import torch
+
+    from bench.engine import cpu_peak
+
+    info = cpuinfo.parse(cpuinfo_of("AuthenticAMD", 25, 17, ZEN4_OR_5))
+    peak, basis = cpu_peak.measured_peak(info, 1, False, tmp_path, n=64, repeats=2)
+    assert 1e6 < peak < 1e14 and basis.startswith("CPU: measured") and "64x64" in basis
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+    def no_matmul(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(torch, "matmul", no_matmul)
+    assert cpu_peak.measured_peak(info, 1, False, tmp_path, n=64, repeats=2) == (peak, basis)  # cached
+    with pytest.raises(AssertionError, match="measured again"):  # another thread count is another figure
+        cpu_peak.measured_peak(info, 2, False, tmp_path, n=64, repeats=2)
+
+
+def test_ftbench_peak_chooses_the_basis_and_an_unknown_one_is_an_error(tmp_path, monkeypatch):
+    from bench.core.errors import BenchError
+    from bench.engine import cpu_peak
+
+    monkeypatch.setenv("FTBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(cpu_peak, "MEASURE_N", 64)  # a tiny matmul
+    monkeypatch.setenv("FTBENCH_PEAK", "measured")
+    assert flops.device_peak("cpu", False)[1].startswith("CPU: measured")
+    assert list((tmp_path / "peak").glob("*.json"))
+    monkeypatch.setenv("FTBENCH_PEAK", "model")
+    assert flops.device_peak("cpu", False)[1].startswith("CPU: modelled")
+    monkeypatch.setenv("FTBENCH_PEAK", "guess")
+    with pytest.raises(BenchError, match="FTBENCH_PEAK"):
+        flops.peak_basis_setting()
+
+
+def test_a_model_folders_shape_is_counted_once_and_kept(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("FTBENCH_CACHE", str(tmp_path))
+    shape = flops.saved_model_shape(str(tiny_bert), 5)
+    assert shape == flops.model_shape(str(tiny_bert), 5) and list((tmp_path / "shapes").glob("*.json"))
+
+    def no_count(*args, **kwargs):
+        raise AssertionError("counted again")
+
+    monkeypatch.setattr(flops, "model_shape", no_count)
+    assert flops.saved_model_shape(str(tiny_bert), 5) == shape  # read back, no modeling code imported
+    with pytest.raises(AssertionError, match="counted again"):  # another head is another count
+        flops.saved_model_shape(str(tiny_bert), 3)

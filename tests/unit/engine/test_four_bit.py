@@ -150,3 +150,38 @@ def test_every_worker_drops_the_kernel_notice_whatever_imports_bitsandbytes_firs
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "gemm_4bit" not in result.stderr, result.stderr
+
+
+def test_checkpointing_keeps_the_4bit_outputs_and_the_gradients_stay_bit_for_bit(task, tiny_llama):
+    """qlora's selective checkpointing: the backward pass no longer runs the 4-bit matmuls again
+    (one de-quantization fewer per layer and step), and every gradient is that of recomputing all."""
+    from torch.profiler import ProfilerActivity, profile
+
+    ctx = context(task, tiny_llama)
+    path = str(tiny_llama)
+    tokenizer = load_tokenizer(path)
+    model = add_lora(prepare_for_training(load_4bit_classifier(ctx, path, tokenizer), True),
+                     QLoRAParams(r=4, alpha=8, dropout=0.1), log=lambda _: None)
+    same_adapters(model)
+    ids = torch.randint(5, len(tokenizer), (4, 12), generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([0, 1, 2, 1])
+
+    def step(context_fn):
+        enable_activation_checkpointing(model.get_base_model(), context_fn=context_fn)
+        model.train()
+        model.zero_grad()
+        torch.manual_seed(0)  # the same dropout masks in both
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model(input_ids=ids, labels=labels).loss.backward()
+        runs = sum(e.count for e in prof.key_averages() if e.key == "bitsandbytes::dequantize_4bit")
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, runs
+
+    kept, kept_runs = step(four_bit.keep_4bit_outputs)
+    recomputed, recomputed_runs = step(None)
+    import bitsandbytes as bnb
+
+    layers = sum(1 for m in model.modules() if type(m) is bnb.nn.Linear4bit)  # the base's, not peft's wrappers
+    assert layers == 14 and kept_runs == 2 * layers  # forward and backward: no second forward through them
+    assert recomputed_runs > kept_runs  # recomputing all runs them again (those the backward needs)
+    assert kept.keys() == recomputed.keys() and len(kept) >= 8
+    assert all(torch.equal(kept[n], recomputed[n]) for n in kept)

@@ -46,11 +46,11 @@ def test_target_modules_and_head_are_detected(task, tiny_llama, tiny_bert):
 
 
 def test_lora_run_on_a_decoder(task, tiny_llama, monkeypatch):
-    import bench.engine.training
+    import bench.engine.dropout
 
     swaps = []
-    real = bench.engine.training.use_fast_dropout
-    monkeypatch.setattr(bench.engine.training, "use_fast_dropout", lambda m: swaps.append(real(m)) or swaps[-1])
+    real = bench.engine.dropout.use_fast_dropout
+    monkeypatch.setattr(bench.engine.dropout, "use_fast_dropout", lambda m: swaps.append(real(m)) or swaps[-1])
     ctx = context(task, tiny_llama)
     result = LoRA().run(ctx, LoRAParams(r=4, alpha=8, epochs=2, batch_size=8, max_length=16))
     assert swaps and swaps[0][0] >= 2  # training on the CPU drew the adapters' dropout masks with numpy

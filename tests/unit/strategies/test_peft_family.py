@@ -223,3 +223,35 @@ def test_prefix_tuning_feeds_its_prefixes_to_attention(task, tiny_llama):
             p.add_(torch.randn_like(p))
         after = model(input_ids=ids, attention_mask=mask).logits
     assert not torch.allclose(before, after, atol=1e-4)
+
+
+def test_a_model_types_forward_arguments_are_inspected_once_per_transformers_release(tmp_path, monkeypatch):
+    import strategies.shared.model_checks as family
+
+    monkeypatch.setenv("FTBENCH_CACHE", str(tmp_path))
+    names = family.forward_arguments("llama", "prefix-tuning")
+    assert {"input_ids", "attention_mask"} <= names and list((tmp_path / "forward-arguments").glob("*.json"))
+
+    def no_inspection(*args):
+        raise AssertionError("inspected again")
+
+    monkeypatch.setattr(family, "_forward_arguments", no_inspection)
+    assert family.forward_arguments("llama", "prompt-tuning") == names  # kept: no modeling code imported
+    with pytest.raises(AssertionError, match="inspected again"):
+        family.forward_arguments("bert", "prefix-tuning")
+
+
+def test_whether_a_model_has_biases_is_found_once_per_config(tmp_path, monkeypatch, tiny_llama):
+    import strategies.bitfit as bitfit
+
+    monkeypatch.setenv("FTBENCH_CACHE", str(tmp_path))
+    assert bitfit.has_backbone_biases(model_ref(tiny_llama)) is False  # Llama: no biases
+    assert bitfit.has_backbone_biases(resolve_model("minilm")) is True
+
+    def no_build(*args):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(bitfit, "_has_backbone_biases", no_build)
+    assert bitfit.has_backbone_biases(model_ref(tiny_llama)) is False  # kept: no modeling code imported
+    with pytest.raises(BenchError, match="no bias terms"):
+        get_strategy("bitfit").check(bitfit.BitFitParams(), model_ref(tiny_llama))

@@ -48,11 +48,16 @@ def test_shared_prompt_kv_cache_scores_equal_full_sequences(tmp_path, task, chat
     demos = draw_demonstrations(task.train, 2, seed=0)
     builder = PromptBuilder(tok, *TEMPLATES["question"], words, demos, max_length=8)
     prompts = builder.encode_all(task.test.texts[:3] + [""])
+    # prompts of different lengths, and one that shares only the prefix's first 4 tokens
+    prompts.append(builder.shared_prefix_ids()[:4] + prompts[0][-3:])
+    assert len({len(ids) for ids in prompts}) > 2
+    reference = np.stack([full_sequence_scores(model, ids, builder.label_ids()) for ids in prompts])
     for prefix in (builder.shared_prefix_ids(), []):  # with the run-wide prefix cache, and without
         scorer = LabelScorer(model, builder.label_ids(), prefix)
-        for ids in prompts:
-            np.testing.assert_allclose(scorer.score(ids), full_sequence_scores(model, ids, builder.label_ids()),
-                                       atol=1e-4)
+        for ids, expected in zip(prompts, reference):
+            np.testing.assert_allclose(scorer.score(ids), expected, atol=1e-4)
+        # all at once (right-padded, each at its own positions): the scores each prompt gets alone
+        np.testing.assert_allclose(scorer.score_batch(prompts), reference, atol=1e-4)
     assert len(builder.shared_prefix_ids()) > 10  # demonstrations and instructions are shared
 
 
