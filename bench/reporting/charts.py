@@ -15,6 +15,7 @@ import re
 from typing import Any, Sequence
 
 import matplotlib
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -54,7 +55,9 @@ def to_svg(fig: Figure, chart_id: str) -> str:
     (matplotlib writes each text as a comment beside its glyphs), and every id prefixed with
     `chart_id` so several SVGs on one page never resolve each other's glyphs or clip paths."""
     buf = io.StringIO()
-    with matplotlib.rc_context(RC):
+    # matplotlib's tick locator overflows (a numpy RuntimeWarning) on axes that reach near the float
+    # maximum, which a hand-edited record can hold; the chart still draws, so the warning is noise
+    with matplotlib.rc_context(RC), np.errstate(over="ignore", invalid="ignore"):
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]

@@ -333,7 +333,10 @@ def record_links(results_dir: Path, out_dir: Path) -> Callable[[Record], str | N
 
     def link(record: Record) -> str | None:
         path = results_dir / f"{record.run_id}.json"
-        if not path.is_file():
+        try:
+            if not path.is_file():
+                return None
+        except OSError:  # a hand-edited run id no file system can name (too long): no link
             return None
         return Path(os.path.relpath(path.resolve(), out_dir.resolve())).as_posix()
 

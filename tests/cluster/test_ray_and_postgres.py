@@ -106,9 +106,12 @@ def test_contains_reads_only_public_distribution_fields(dist, inside, outside):
 
 # ---------------------------------------------------------------- --workers N: trial loops on one study (stand-in runs)
 
-def waiting_runner(seconds: float = 0.3):
-    """run_one stand-in: an ok run after `seconds`, or, once `stop` is set, a cancelled one (Stopped)."""
+def waiting_runner(seconds: float = 0.3, started: list | None = None):
+    """run_one stand-in: an ok run after `seconds`, or, once `stop` is set, a cancelled one (Stopped);
+    each run's id is appended to `started` as it begins."""
     def run_one(spec, results_dir, quiet=False, secret_env=None, stop=None):
+        if started is not None:
+            started.append(spec.run_id)
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
             if stop is not None and stop.is_set():
@@ -141,13 +144,17 @@ def test_two_workers_share_one_study_with_unique_trial_numbers(tmp_path, tiny_be
 
 
 def test_ctrl_c_cancels_every_workers_trial_and_exits_130(tmp_path, tiny_bert, monkeypatch):
-    monkeypatch.setattr("bench.running.runner.run_one", waiting_runner(seconds=120))
-    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "6", "--workers", "2")) == 130
-    finally:
-        timer.cancel()
+    started: list[str] = []
+    monkeypatch.setattr("bench.running.runner.run_one", waiting_runner(seconds=120, started=started))
+
+    def interrupt_once_both_run():  # not after a fixed delay: on a loaded machine start-up takes longer
+        deadline = time.monotonic() + 90
+        while len(started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_both_run, daemon=True).start()
+    assert cli.main(tune_args(tmp_path, tiny_bert, "--trials", "6", "--workers", "2")) == 130
     study = optuna.load_study(study_name=f"feature-extract-bbc-news-{tiny_bert}",
                               storage=tune.open_storage(tune.default_storage(tmp_path)))
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]

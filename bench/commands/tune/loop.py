@@ -159,9 +159,9 @@ def _parallel_loops(search: Search, budget, results: list[TrialResult]) -> None:
             budget.close()
 
     threads = [threading.Thread(target=loop, args=(w,), name=f"trial-loop-{w}") for w in range(search.workers)]
-    for t in threads:
-        t.start()
     try:
+        for t in threads:  # an interrupt between two starts must stop the loop already started too
+            t.start()
         while any(t.is_alive() for t in threads):
             for t in threads:
                 t.join(timeout=0.2)
@@ -169,7 +169,8 @@ def _parallel_loops(search: Search, budget, results: list[TrialResult]) -> None:
         stop.set(getattr(exc, "signum", signal.SIGINT))
         budget.close()
         for t in threads:
-            t.join()
+            if t.ident is not None:
+                t.join()
         raise
     if errors:
         raise errors[0]

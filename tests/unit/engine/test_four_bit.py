@@ -161,7 +161,7 @@ def test_checkpointing_keeps_the_4bit_outputs_and_the_gradients_stay_bit_for_bit
     path = str(tiny_llama)
     tokenizer = load_tokenizer(path)
     model = add_lora(prepare_for_training(load_4bit_classifier(ctx, path, tokenizer), True),
-                     QLoRAParams(r=4, alpha=8, dropout=0.1), log=lambda _: None)
+                     QLoRAParams(r=4, alpha=8, dropout=0.1))
     same_adapters(model)
     ids = torch.randint(5, len(tokenizer), (4, 12), generator=torch.Generator().manual_seed(1))
     labels = torch.tensor([0, 1, 2, 1])
