@@ -10,12 +10,44 @@ also where an Optuna pruner may stop them) and wrap their work in `ctx.tracker.p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:  # keep `bench list` and the CLI import-light
     import optuna
 
     from bench.engine.context import RunContext
+
+
+@dataclass
+class ShipSize:
+    """What must ship to serve a saved model: `specific_bytes` is this run's own part (an adapter, a
+    head, a prompt's calibration; the whole model for full-ft); `base_bytes` what a deployment must
+    already have besides (the frozen base checkpoint), 0 where nothing is shared."""
+
+    specific_bytes: int
+    base_bytes: int = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return self.specific_bytes + self.base_bytes
+
+
+class Served(Protocol):
+    """A trained result as it would be deployed: what `bench predict` loads and the serving
+    measurement times. Built by the strategy at the end of `run` (StrategyResult.served)."""
+
+    def predict(self, texts: list[str]) -> tuple[list[int], list[list[float]] | None]:
+        """Class ids for `texts`, and per-class probabilities where the strategy has them."""
+
+    def save(self, folder: Path) -> ShipSize:
+        """Write what is needed to serve from nothing into `folder` (save_pretrained form where the
+        Hugging Face stack has one, plus `ftbench-model.json` saying how to load it); a frozen base is
+        referenced by its path, not copied, and counted in `base_bytes`."""
+
+    def merged(self) -> "Served | str":
+        """The LoRA family: the adapter merged into its base (peft `merge_and_unload`), or why it
+        cannot be (a 4-bit base). Every other strategy: why there is nothing to merge."""
 
 
 @dataclass
@@ -30,6 +62,7 @@ class StrategyResult:
     # there, any other under the record's cost.strategy (bench/core/record.py)
     extra_cost: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what a reader of the results must know
+    served: Served | None = None  # the trained model, ready to serve and save (None: not built yet)
 
 
 class Strategy:
