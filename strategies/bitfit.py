@@ -14,6 +14,7 @@ from bench.engine.training import retuned
 from strategies.shared.adapters import AdapterTrainParams, training_search_space
 from strategies.shared.bases import load_base
 from strategies.shared.model_checks import model_type_of
+from strategies.shared.served_classifier import served_classifier
 from strategies.shared.trained import Built, TrainedStrategy, classifier_head_names
 
 
@@ -112,3 +113,6 @@ class BitFit(TrainedStrategy):
 
     def extra_cost(self, model) -> dict:
         return {"adapter_bytes": trainable_bytes(model)}
+
+    def served(self, ctx: RunContext, built: Built, p: BitFitParams):
+        return served_classifier(self.name, ctx, built, p, "tensors")  # the biases and head beside the base

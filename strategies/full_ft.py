@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bench.engine.context import RunContext
 from bench.engine.kernels import apply_speed_params, load_kwargs
 from bench.engine.training import TrainParams, retuned
+from strategies.shared.served_classifier import served_classifier
 from strategies.shared.trained import Built, TrainedStrategy, load_classifier, load_tokenizer
 
 
@@ -42,3 +43,6 @@ class FullFineTune(TrainedStrategy):
         tokenizer = load_tokenizer(path)
         model = load_classifier(path, ctx, tokenizer, **load_kwargs(p)).to(ctx.device)
         return Built(apply_speed_params(model, p, log=ctx.tracker.log), tokenizer)
+
+    def served(self, ctx: RunContext, built: Built, p: FullFTParams):
+        return served_classifier(self.name, ctx, built, p, "full")  # every weight trained: the whole model ships

@@ -134,3 +134,9 @@ class AdapterStrategy(TrainedStrategy):
     def extra_cost(self, model) -> dict:
         return adapter_cost(model)
 
+    def served(self, ctx: RunContext, built: Built, p):
+        """The adapter and head (peft's save_pretrained form) on the frozen base, referenced by path."""
+        from strategies.shared.served_classifier import served_classifier
+
+        return served_classifier(self.name, ctx, built, p, "peft", self.base)
+

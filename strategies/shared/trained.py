@@ -11,7 +11,7 @@ from typing import Any, ContextManager
 from bench.engine.context import RunContext
 from bench.engine.tokens import Encoded, encode
 from bench.engine.training import TrainParams, classifier_objective, count_params, fit, pad_id_of, predict
-from strategies.shared.base import Strategy, StrategyResult
+from strategies.shared.base import Served, Strategy, StrategyResult
 
 
 @dataclass
@@ -162,9 +162,15 @@ class TrainedStrategy(Strategy):
         (adalora's optimizer-step hooks, lora-8bit's log filter); none by default."""
         return contextlib.nullcontext()
 
+    def served(self, ctx: RunContext, built: Built, p) -> Served | None:
+        """The trained model as served (StrategyResult.served); None where a subclass builds none."""
+        return None
+
     def run(self, ctx: RunContext, p) -> StrategyResult:
         with ctx.tracker.phase("load"):
             built = self.build(ctx, p)
         with self.training(built.model, p):
-            return train_and_evaluate(ctx, built.model, built.tokenizer, p,
-                                      extra_cost=lambda model: {**built.cost, **self.extra_cost(model)})
+            result = train_and_evaluate(ctx, built.model, built.tokenizer, p,
+                                        extra_cost=lambda model: {**built.cost, **self.extra_cost(model)})
+        result.served = self.served(ctx, built, p)
+        return result

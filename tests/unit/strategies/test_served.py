@@ -1,0 +1,73 @@
+"""Every kind of Served on tiny random models: the run's predictions come back from `predict` on its
+own test texts, and again after `save` and `load_served` in the folder; `merged()` merges where peft
+can and says why not elsewhere; the ship size counts the base by path, never a copy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from strategies import get_strategy
+from strategies.shared.served import MANIFEST, checkpoint_bytes, load_served
+from tests.tiny import context
+
+QUICK = dict(epochs=1, batch_size=8, max_length=16)
+# strategy -> (tiny model fixture, architecture, params, whether peft can merge it)
+CLASSIFIERS = {
+    "lora": ("tiny_llama", "decoder", QUICK, True),
+    "full-ft": ("tiny_bert", "encoder", QUICK, False),
+    "bitfit": ("tiny_bert", "encoder", QUICK, False),
+    "prompt-tuning": ("tiny_llama", "decoder", QUICK, False),
+    "prefix-tuning": ("tiny_llama", "decoder", QUICK, False),
+    "ia3": ("tiny_llama", "decoder", QUICK, True),
+    "qlora": ("tiny_llama", "decoder", QUICK, False),
+}
+
+
+def run_strategy(request, task, name, fixture, architecture, params):
+    folder = request.getfixturevalue(fixture)
+    strategy = get_strategy(name)
+    ctx = context(task, folder, architecture=architecture)
+    return strategy.run(ctx, strategy.Params(**params)), folder
+
+
+def round_trip(result, task, tmp_path):
+    """The run's predictions == served.predict == the loaded folder's predict, on the run's test texts."""
+    served = result.served
+    assert served is not None
+    labels, probs = served.predict(list(task.test.texts))
+    assert labels == result.predictions
+    size = served.save(tmp_path / "model")
+    manifest = json.loads((tmp_path / "model" / MANIFEST).read_text())
+    loaded = load_served(tmp_path / "model")
+    again, probs_again = loaded.predict(list(task.test.texts))
+    assert again == result.predictions
+    if probs is not None:
+        assert len(probs[0]) == len(task.labels) and abs(sum(probs[0]) - 1) < 1e-4
+        assert np.allclose(probs_again, probs, atol=1e-5)
+    return served, loaded, size, manifest
+
+
+@pytest.mark.parametrize("name", list(CLASSIFIERS))
+def test_classifier_round_trip(request, task, tmp_path, name):
+    fixture, architecture, params, mergeable = CLASSIFIERS[name]
+    result, base = run_strategy(request, task, name, fixture, architecture, params)
+    served, loaded, size, manifest = round_trip(result, task, tmp_path)
+    assert manifest["kind"] == "classifier" and manifest["strategy"] == name
+    assert manifest["labels"] == task.labels
+    if name == "full-ft":
+        assert manifest["base_model"] is None and size.base_bytes == 0
+        assert (tmp_path / "model" / "model.safetensors").is_file()
+    else:  # the frozen base is referenced, counted, never copied
+        assert manifest["base_model"] == str(base.resolve())
+        assert size.base_bytes == checkpoint_bytes(base) > 0
+        assert not (tmp_path / "model" / "model.safetensors").exists()
+        assert 0 < size.specific_bytes < size.base_bytes
+    merged = loaded.merged()
+    if mergeable:
+        assert merged.predict(list(task.test.texts))[0] == result.predictions
+        assert isinstance(served.merged(), type(loaded))
+    else:
+        assert isinstance(merged, str) and merged == served.merged()
