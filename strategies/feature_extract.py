@@ -7,7 +7,6 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,10 +16,8 @@ from bench.engine.context import RunContext
 from bench.engine.cache_entries import FORMAT as CACHE_FORMAT, load_arrays, save_arrays
 from bench.engine.tokens import Encoded, encode, tokenizer_identity
 from strategies.shared.base import Strategy, StrategyResult
+from strategies.shared.served_features import mlp_head, normalized, pool, served_features
 from strategies.shared.trained import load_tokenizer
-
-if TYPE_CHECKING:
-    import torch
 
 POOLINGS = ("auto", "mean", "cls", "last")
 HEADS = ("logreg", "mlp")
@@ -77,7 +74,7 @@ class FeatureExtract(Strategy):
             phase = "eval" if split_name == ctx.eval_split else "embed"
             feats[split_name] = _cached_embeddings(ctx, key, enc, backbone, tokenizer, pooling, split_name, phase)
             if p.normalize:
-                feats[split_name] = feats[split_name] / np.linalg.norm(feats[split_name], axis=1, keepdims=True).clip(1e-12)
+                feats[split_name] = normalized(feats[split_name])
         total_backbone = backbone.n_params()
         y = {s: ctx.data.split(s).labels for s in feats}
         n_classes = len(ctx.data.labels)
@@ -85,17 +82,18 @@ class FeatureExtract(Strategy):
         with ctx.tracker.phase("train"):
             if p.head == "logreg":
                 head, head_params = _fit_logreg(feats["train"], y["train"], p, ctx)
-                predict = head.predict
             else:
-                predict, head_params = _fit_mlp(feats["train"], y["train"], feats["val"], y["val"], p, ctx)
+                head, head_params = _fit_mlp(feats["train"], y["train"], feats["val"], y["val"], p, ctx)
         if p.head == "logreg":
             _record_logreg_epoch(head, feats, y, ctx)
+        # what `bench predict` serves is what predicts here: one head, on the same embeddings
+        served = served_features(ctx, tokenizer, p, pooling, p.head, head, backbone.model)
         with ctx.tracker.phase("eval"):
-            preds = predict(feats[ctx.eval_split])
-        return StrategyResult(np.asarray(preds).tolist(), head_params, total_backbone + head_params,
+            preds, _ = served.predict_embedded(feats[ctx.eval_split])
+        return StrategyResult(list(preds), head_params, total_backbone + head_params,
                               baseline_predictions=baseline.tolist(),
                               extra_cost={"pooling": pooling, "embedding_dim": int(feats["train"].shape[1]),
-                                          "embeddings_cached": backbone.loaded is False})
+                                          "embeddings_cached": backbone.loaded is False}, served=served)
 
 
 class _LazyBackbone:
@@ -177,20 +175,6 @@ def _embed(model, enc: Encoded, ctx: RunContext, tokenizer, pooling: str, split_
                           desc=f"embedding {split_name}", count_as=count_as)
 
 
-def pool(output, batch: dict, pooling: str) -> torch.Tensor:
-    """mean over real tokens, the first ([CLS]) token, or the last real token (right padding)."""
-    import torch
-
-    hidden = output.last_hidden_state.float()
-    mask = batch["attention_mask"].unsqueeze(-1).float()
-    if pooling == "mean":
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-    if pooling == "cls":
-        return hidden[:, 0]
-    last = batch["attention_mask"].sum(1) - 1
-    return hidden[torch.arange(len(hidden)), last]
-
-
 def _random_linear_head(x: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
     """The untrained starting point: a freshly initialized linear head (nn.Linear's init)."""
     import torch
@@ -234,8 +218,7 @@ def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
 
     torch.manual_seed(ctx.seed)
     n_classes = len(ctx.data.labels)
-    mlp = torch.nn.Sequential(torch.nn.Linear(x.shape[1], p.hidden), torch.nn.ReLU(),
-                              torch.nn.Dropout(0.1), torch.nn.Linear(p.hidden, n_classes))
+    mlp = mlp_head(x.shape[1], p.hidden, n_classes)
     opt = torch.optim.AdamW(mlp.parameters(), lr=p.lr, weight_decay=0.01)
     weights = torch.tensor(ctx.data.class_weights(), dtype=torch.float32) if p.class_weights else None
     # copies: cached embeddings come back from np.load read-only, which torch warns about
@@ -268,9 +251,4 @@ def _fit_mlp(x, y, xv, yv, p: FeatureExtractParams, ctx: RunContext):
         ctx.tracker.epoch(entry)
     best.restore()
     mlp.eval()
-
-    def predict(z):
-        with torch.no_grad():
-            return mlp(torch.from_numpy(z)).argmax(-1).numpy()
-
-    return predict, sum(q.numel() for q in mlp.parameters())
+    return mlp, sum(q.numel() for q in mlp.parameters())

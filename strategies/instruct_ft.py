@@ -21,6 +21,7 @@ from strategies.shared.label_scoring import Scored, load_causal_lm, log_softmax,
 from strategies.shared.lora_adapters import LoRAParams, check_lora_params, lora_config, lora_search_space
 from strategies.shared.prompt_params import PromptParams, check_prompt_params, label_words_for
 from strategies.shared.prompts import TEMPLATES, PromptBuilder, resolve_template
+from strategies.shared.served_prompted import served_prompted
 from strategies.shared.trained import keep_trainable_fp32
 
 IGNORE = -100  # transformers' label id for positions without loss (the prompt, the padding)
@@ -85,7 +86,9 @@ class InstructFineTune(Strategy):
                               baseline_predictions=baseline.scores.argmax(1).tolist(),
                               extra_cost={"adapter_bytes": adapter_bytes(model),
                                           "shared_prefix_tokens": scored.prefix_tokens,
-                                          "verbalizers": dict(zip(ctx.data.labels, words))})
+                                          "verbalizers": dict(zip(ctx.data.labels, words))},
+                              served=served_prompted(self.name, ctx, model, tokenizer, prompts, scored.prior,
+                                                     adapter=True))
 
 
 def label_batch(rows: list[tuple[list[int], list[int]]], pad_id: int, device: str):

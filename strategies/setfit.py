@@ -21,6 +21,7 @@ from bench.core.errors import BenchError
 from bench.core.params import param
 from bench.engine.context import RunContext
 from strategies.shared.base import Strategy, StrategyResult
+from strategies.shared.served_setfit import ServedSetFit
 
 
 @dataclass
@@ -98,7 +99,8 @@ class SetFit(Strategy):
         body = sum(t.numel() for t in model.model_body.parameters())
         head_params = int(model.model_head.coef_.size + model.model_head.intercept_.size)
         return StrategyResult([int(x) for x in preds], body + head_params, body + head_params,
-                              baseline_predictions=baseline.tolist(), extra_cost={"head_params": head_params})
+                              baseline_predictions=baseline.tolist(), extra_cost={"head_params": head_params},
+                              served=ServedSetFit(model, ctx.data.labels, p.max_length))
 
 
 def quiet_setfit() -> None:

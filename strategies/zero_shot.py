@@ -45,6 +45,7 @@ from strategies.shared.prompts import (
     resolve_template,
     verbalizer_list,
 )
+from strategies.shared.served_prompted import served_prompted
 
 __all__ = ["ZeroShot", "ZeroShotParams", "CUSTOM_ANSWER_PREFIX", "TEMPLATES", "LabelScorer", "PromptBuilder",
            "calibrate", "content_free_prior", "draw_demonstrations", "resolve_template", "verbalizer_list"]
@@ -103,4 +104,6 @@ class ZeroShot(Strategy):
         total = sum(t.numel() for t in model.parameters())
         return StrategyResult(scores.argmax(1).tolist(), 0, total,
                               extra_cost={"shared_prefix_tokens": scored.prefix_tokens,
-                                          "verbalizers": dict(zip(ctx.data.labels, words))})
+                                          "verbalizers": dict(zip(ctx.data.labels, words))},
+                              served=served_prompted(self.name, ctx, model, tokenizer, prompts, scored.prior,
+                                                     adapter=False))

@@ -77,6 +77,7 @@ class PromptBuilder:
     def __init__(self, tokenizer, template: str, answer_prefix: str, words: list[str],
                  demos: list[tuple[str, int]], max_length: int):
         self.tokenizer = tokenizer
+        self.template_text, self.demo_rows = template, list(demos)  # as given: what a saved model rebuilds from
         self.template = template.replace("{labels}", ", ".join(words))
         self.answer_prefix = answer_prefix
         self.words = words

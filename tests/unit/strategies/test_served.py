@@ -71,3 +71,69 @@ def test_classifier_round_trip(request, task, tmp_path, name):
         assert isinstance(served.merged(), type(loaded))
     else:
         assert isinstance(merged, str) and merged == served.merged()
+
+
+@pytest.mark.parametrize("head", ["logreg", "mlp"])
+def test_feature_extract_round_trip(task, tiny_bert, tmp_path, head):
+    strategy = get_strategy("feature-extract")
+    ctx = context(task, tiny_bert, architecture="encoder")
+    result = strategy.run(ctx, strategy.Params(head=head, epochs=3, max_length=32))
+    served, loaded, size, manifest = round_trip(result, task, tmp_path)
+    assert manifest["kind"] == "features" and manifest["head"] == head
+    assert size.base_bytes == checkpoint_bytes(tiny_bert) and 0 < size.specific_bytes < size.base_bytes
+    assert isinstance(served.merged(), str)
+
+
+def test_feature_extract_served_from_cached_embeddings(task, tiny_bert, tmp_path):
+    """A second run finds every split's embeddings cached and never loads the encoder: its served model
+    loads it on first use and still predicts what the run did."""
+    strategy = get_strategy("feature-extract")
+    for _ in range(2):
+        result = strategy.run(context(task, tiny_bert, architecture="encoder"), strategy.Params(max_length=32))
+    assert result.extra_cost["embeddings_cached"] is True and result.served.encoder is None
+    round_trip(result, task, tmp_path)
+
+
+@pytest.mark.parametrize("name,params", [("zero-shot", {}), ("zero-shot", {"k_shot": 2, "calibration_prior": "content-free"}),
+                                         ("zero-shot", {"calibrate": False}),
+                                         ("instruct-ft", dict(QUICK, epochs=1))])
+def test_prompted_round_trip(task, tiny_llama, tmp_path, name, params):
+    strategy = get_strategy(name)
+    result = strategy.run(context(task, tiny_llama), strategy.Params(**params))
+    served, loaded, size, manifest = round_trip(result, task, tmp_path)
+    assert manifest["kind"] == "prompted" and manifest["prompt"]["words"] == task.labels
+    assert (manifest["prior"] is None) == (params.get("calibrate") is False)
+    assert size.base_bytes == checkpoint_bytes(tiny_llama)
+    # one text alone gets the label it gets among the others: the run's prior is kept, not re-estimated
+    assert served.predict([task.test.texts[1]])[0] == [result.predictions[1]]
+    merged = loaded.merged()
+    if name == "instruct-ft":
+        assert merged.predict(list(task.test.texts))[0] == result.predictions
+        merged.save(tmp_path / "merged")
+        assert load_served(tmp_path / "merged").predict(list(task.test.texts))[0] == result.predictions
+    else:
+        assert isinstance(merged, str)
+
+
+def test_setfit_round_trip(task, tiny_bert, tmp_path):
+    strategy = get_strategy("setfit")
+    ctx = context(task, tiny_bert, architecture="encoder")
+    result = strategy.run(ctx, strategy.Params(num_iterations=2, max_steps=4, max_length=32))
+    served, loaded, size, manifest = round_trip(result, task, tmp_path)
+    assert manifest["kind"] == "setfit" and size.base_bytes == 0 and size.specific_bytes > 0
+    assert isinstance(served.merged(), str)
+
+
+def test_every_registered_strategy_returns_a_served_model():
+    """Each strategy's run builds its Served: a kind per module, none left without one."""
+    import inspect
+
+    from strategies import REGISTRY, strategy_class
+    from strategies.shared.trained import TrainedStrategy
+
+    for name in REGISTRY:
+        cls = strategy_class(name)
+        if issubclass(cls, TrainedStrategy):
+            assert cls.served is not TrainedStrategy.served, name
+        else:
+            assert "served=" in inspect.getsource(cls.run), name
