@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "(from `bench tune`) for its strategy")
     add_storage_flag(run, "Optuna storage URL for --params-from (default: the results folder's SQLite)")
     add_report_flags(run)
+    run.add_argument("--save-models", action="store_true", default=None,
+                     help="keep each ok run's trained model under RESULTS/models/RUN_ID/ (save_pretrained form, a "
+                     "model card) for `bench predict` and `bench export`; off by default")
     add_launcher_flags(run)
 
     rep = sub.add_parser("report", help="render the HTML comparison report from stored records")
@@ -71,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="strategies, datasets and models, and whether each is available here")
 
+    from bench.commands.predict import add_arguments as add_predict_arguments
+
+    predict = sub.add_parser("predict", help="labels (and class probabilities) for new texts from a model kept by "
+                             "`bench run --save-models`")
+    export = sub.add_parser("export", help="a LoRA-family run's adapter merged into its base, as a stand-alone "
+                            "Hugging Face model")
+    add_predict_arguments(predict, export)
+
     from bench.commands.perf import __doc__ as perf_doc, add_arguments as add_perf_arguments
 
     perf = sub.add_parser("perf", help="time the suite against hand-written scripts doing the same job",
@@ -101,6 +112,8 @@ def experiment_from_args(args) -> "Experiment":
             setattr(exp, attr, parse(getattr(args, attr)))
     if getattr(args, "max_rows", None) is not None:
         exp.max_rows = args.max_rows
+    if getattr(args, "save_models", None):
+        exp.save_models = True
     if getattr(args, "per_class", None) and getattr(args, "split", None):
         raise BenchError("--per-class and --split both given; --per-class X is --split per-class:X, give one")
     if getattr(args, "per_class", None):
@@ -124,8 +137,13 @@ def cmd_run(args) -> int:
         strategy, best = best_params_for(args.params_from, args.storage, exp.results_dir)
         exp.params.setdefault(strategy, {}).update(best)
         print(f"using the best parameters of study '{args.params_from}' for {strategy}: {best}")
+    if exp.save_models and args.launcher != "local":
+        raise BenchError(f"--save-models keeps models in the results folder of the machine that trains; with "
+                         f"--launcher {args.launcher} they would stay on the nodes: use --launcher local")
     specs = plan(exp)
     check_writable(exp.results_dir)  # after every input check, so bad input writes nothing
+    if exp.save_models:
+        check_writable(Path(exp.results_dir) / "models", "models folder")
     if not args.no_report:
         check_writable(Path(args.output).parent, "report folder", "-o")
     launcher = launcher_from_args(args)  # Ray started or joined here, still before any model loads
@@ -146,7 +164,8 @@ def cmd_run(args) -> int:
     if stopped:
         return 128 + stopped  # 130 after SIGINT (Ctrl-C), 143 after SIGTERM
     bad = [o for o in outcomes if o.status not in ("ok", "skipped")]
-    return 1 if bad or code else 0
+    unsaved = [o for o in outcomes if o.record is not None and "error" in (o.record.saved_model or {})]
+    return 1 if bad or unsaved or code else 0
 
 
 def cmd_report(args) -> int:
@@ -201,6 +220,18 @@ def cmd_perf(args) -> int:
     return perf_main(args)
 
 
+def cmd_predict(args) -> int:
+    from bench.commands.predict import run_predict
+
+    return run_predict(args)
+
+
+def cmd_export(args) -> int:
+    from bench.commands.predict import run_export
+
+    return run_export(args)
+
+
 def cmd_list(args) -> int:
     from bench.data.sources import dataset_status
     from bench.engine.models import alias_status
@@ -235,7 +266,7 @@ def cmd_list(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "report": cmd_report, "tune": cmd_tune, "compare": cmd_compare, "list": cmd_list,
-            "perf": cmd_perf}
+            "perf": cmd_perf, "predict": cmd_predict, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -244,6 +244,8 @@ class Record(Block):
     predictions: list | None = None  # class ids on the eval split, in its order
     truth: list | None = None
     traceback: str | None = None
+    # --save-models: {path (under the results folder), specific_bytes, base_bytes, total_bytes, save_s} or {error}
+    saved_model: dict[str, Any] | None = None
 
     # fields read where they were of the wrong type (set by from_dict, not written)
     odd: list[str] = field(default_factory=list, repr=False, compare=False)

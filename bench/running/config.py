@@ -58,6 +58,8 @@ class RunSpec:
     # seeds whose test rows are taken out of the pool before this run's split is drawn: a tuning
     # trial of a comparison never trains or validates on a row some test run evaluates on
     holdout_seeds: list[int] | None = None
+    # --save-models: keep the trained model under RESULTS/models/RUN_ID (what is kept, not what runs: never in the id)
+    save_models: bool = False
 
     # fields added after records existed: left out of the id while unset, so earlier ids stay valid
     LATER_FIELDS = ("split", "max_rows", "train_size", "holdout_seeds")
@@ -70,7 +72,7 @@ class RunSpec:
 
     def identity(self) -> dict:
         ident = {k: v for k, v in dataclasses.asdict(self).items()
-                 if k not in ("study", "comparison") and not (k in self.LATER_FIELDS and v in ("", None))}
+                 if k not in ("study", "comparison", "save_models") and not (k in self.LATER_FIELDS and v in ("", None))}
         ident["dataset_options"] = legacy_options_identity(self.dataset_options)
         if self.study:  # two trials with equal params are still two runs
             ident["study"] = {"name": self.study["name"], "trial": self.study["trial"]}
@@ -112,6 +114,7 @@ class Experiment:
     device: str = "auto"
     precision: str = "auto"
     results_dir: str = "results"
+    save_models: bool = False  # keep each ok run's trained model under RESULTS/models/RUN_ID/
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Experiment":

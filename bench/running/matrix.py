@@ -15,6 +15,8 @@ from bench.core.records import attempt_path, is_done, read_record, record_path
 from bench.running.claims import Claim
 from bench.running.config import RunSpec
 from bench.running.runner import SAMPLE_S, Outcome, ResultsUnwritable
+from bench.running.saved_models import model_folder, size_words
+from strategies.shared.served import MANIFEST
 
 
 def run_matrix(launcher, specs: list[RunSpec], results_dir: str | Path, force: bool = False, quiet: bool = False,
@@ -64,7 +66,7 @@ def run_matrix(launcher, specs: list[RunSpec], results_dir: str | Path, force: b
     try:
         for i, spec in enumerate(specs, 1):
             head = f"[{i}/{len(specs)}] {spec.label()}"
-            if not force and is_done(results_dir, spec.run_id):
+            if not force and is_done(results_dir, spec.run_id) and not model_missing(results_dir, spec):
                 outcomes.append(_skipped(spec, results_dir, head, log))
                 continue
             claim = Claim(results_dir, spec.run_id)
@@ -111,7 +113,15 @@ def describe(o: Outcome) -> str:
     ci = (m.ci or {}).get("accuracy")
     interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else ""
     notes = "".join(f"; warning: {w}" for w in rec.warnings)  # e.g. a collapse to one class
+    saved = rec.saved_model or {}
+    if "path" in saved:
+        notes += f"; model saved: {saved['path']} ({size_words(saved)}, {saved.get('save_s', 0):.1f} s)"
     return f"ok  accuracy {m.accuracy:.3f}{interval}{before}, balanced {m.balanced_accuracy:.3f}, {cost}{notes}"
+
+
+def model_missing(results_dir, spec: RunSpec) -> bool:
+    """--save-models on a run done before without it: it runs again, to keep its model this time."""
+    return spec.save_models and not (model_folder(results_dir, spec.run_id) / MANIFEST).is_file()
 
 
 def kept_note(results_dir, spec: RunSpec, outcome: Outcome) -> str:

@@ -131,7 +131,7 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
                 specs.append(RunSpec(strat.name, model_name, exp.dataset, options.to_dict(), per_class,
                                      exp.test_from, seed, params, device, exp.precision,
                                      split="" if split.mode == "per-class" else split.text(),
-                                     max_rows=exp.max_rows, train_size=size))
+                                     max_rows=exp.max_rows, train_size=size, save_models=exp.save_models))
     return specs
 
 

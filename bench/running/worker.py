@@ -29,8 +29,9 @@ from bench.core.secrets import mask_secrets, register_url
 EXIT_RECORD_UNWRITABLE = 3  # the record could not be written (read-only folder, disk full)
 
 
-def execute(spec: RunSpec, quiet: bool = False) -> Record:
-    """Run the strategy; its `ok` record. Exceptions propagate to `main`."""
+def execute(spec: RunSpec, quiet: bool = False, results_dir: str | None = None) -> Record:
+    """Run the strategy; its `ok` record (with the model saved where the spec asks). Exceptions
+    propagate to `main`."""
     import torch
 
     from bench.engine.context import RunContext
@@ -60,7 +61,20 @@ def execute(spec: RunSpec, quiet: bool = False) -> Record:
     model = resolve_model(spec.model)
     ctx = RunContext(data, model, spec.seed, spec.device, tracker, spec.eval_split, spec.precision)
     result = strategy.run(ctx, params)
-    return run_record(spec, strategy, ctx, result, started)
+    rec = run_record(spec, strategy, ctx, result, started)
+    if spec.save_models:
+        keep_model(rec, result.served, results_dir or ".")
+    return rec
+
+
+def keep_model(rec: Record, served, results_dir) -> None:
+    """--save-models, after the record is built: a failure is one error line and a warning; the record stays."""
+    from bench.running.saved_models import save_run_model
+
+    rec.saved_model = save_run_model(rec, served, results_dir)
+    if "error" in rec.saved_model:
+        print(f"error: {rec.saved_model['error']}", file=sys.stderr)
+        rec.warnings.append(f"model not saved: {rec.saved_model['error']}")
 
 
 def prepare_data(spec: RunSpec):
@@ -195,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, stop_on_signal)
     quiet = os.environ.get("FTBENCH_QUIET") == "1"
     try:
-        rec = execute(spec, quiet=quiet)
+        rec = execute(spec, quiet=quiet, results_dir=os.path.dirname(os.path.abspath(record_path)))
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         return finish(record_path, spent_cost(base_record(spec, "cancelled", f"{signal_words(signum)} during "
