@@ -46,7 +46,9 @@ def save_run_model(rec: Record, served, results_dir: str | Path) -> dict:
 
 
 def megabytes(n: int | None) -> str:
-    return "?" if n is None else f"{n / 1e6:.1f} MB"
+    if n is None:
+        return "?"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 def size_words(block: dict) -> str:
@@ -82,6 +84,6 @@ def model_card(rec: Record, block: dict) -> str:
               f"- this folder: {size_words(block)}", "",
               "## Use", "",
               f"    bench predict {rec.run_id} --input texts.csv --output predictions.csv",
-              "", "`ftbench-model.json` says how the folder loads (strategy.shared.served.load_served); the frozen "
+              "", "`ftbench-model.json` says how the folder loads (strategies.shared.served.load_served); the frozen "
               "base, where there is one, is referenced by path, not copied.", ""]
     return "\n".join(lines)

@@ -82,7 +82,10 @@ def read_manifest(folder: str | Path) -> dict:
 
 def load_served(folder: str | Path, device: str = "cpu"):
     """The Served saved in `folder` (by any kind's `save`), on `device`."""
+    from bench.engine.four_bit import silence_kernel_notice
+
     manifest = read_manifest(folder)
+    silence_kernel_notice()  # bitsandbytes' notice about a kernel nothing here uses (peft imports it)
     module, name = KINDS[manifest["kind"]].split(":")
     return getattr(importlib.import_module(module), name)(Path(folder), manifest, device)
 
