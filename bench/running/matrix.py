@@ -15,8 +15,7 @@ from bench.core.records import attempt_path, is_done, read_record, record_path
 from bench.running.claims import Claim
 from bench.running.config import RunSpec
 from bench.running.runner import SAMPLE_S, Outcome, ResultsUnwritable
-from bench.running.saved_models import model_folder, size_words
-from strategies.shared.served import MANIFEST
+from bench.running.saved_models import CARD, model_folder, size_words
 
 
 def run_matrix(launcher, specs: list[RunSpec], results_dir: str | Path, force: bool = False, quiet: bool = False,
@@ -37,7 +36,7 @@ def run_matrix(launcher, specs: list[RunSpec], results_dir: str | Path, force: b
     def begin(head: str, spec: RunSpec, claim: Claim) -> None:
         meanwhile = _written_after(results_dir, spec, started)
         rec = read_record(record_path(results_dir, spec.run_id))
-        if rec is not None and rec.status == "ok" and (meanwhile or not force):
+        if rec is not None and rec.status == "ok" and (meanwhile or not (force or model_missing(results_dir, spec))):
             claim.release()
             outcomes.append(_skipped(spec, results_dir, head, log,
                                      "skipped (done by another bench process meanwhile)" if meanwhile else None))
@@ -121,7 +120,7 @@ def describe(o: Outcome) -> str:
 
 def model_missing(results_dir, spec: RunSpec) -> bool:
     """--save-models on a run done before without it: it runs again, to keep its model this time."""
-    return spec.save_models and not (model_folder(results_dir, spec.run_id) / MANIFEST).is_file()
+    return spec.save_models and not (model_folder(results_dir, spec.run_id) / CARD).is_file()  # written last
 
 
 def kept_note(results_dir, spec: RunSpec, outcome: Outcome) -> str:
