@@ -8,4 +8,7 @@
 - `model_checks`: what a model's classification forward can take, checked before loading
 - `prompts`, `prompt_params`, `label_scoring`, `label_words`: prompting a causal LM and scoring labels
   (zero-shot and instruct-ft)
+- `served` and `served_classifier`, `served_features`, `served_prompted`, `served_setfit`: a trained result as
+  served (`StrategyResult.served`: predict, save, merged) and `load_served`, which reads a saved folder back
+- `soft_prompts`: prompt-tuning's padding hook on decoders (the strategy's, and set again on a loaded adapter)
 """
