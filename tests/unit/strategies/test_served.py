@@ -23,6 +23,10 @@ CLASSIFIERS = {
     "prefix-tuning": ("tiny_llama", "decoder", QUICK, False),
     "ia3": ("tiny_llama", "decoder", QUICK, True),
     "qlora": ("tiny_llama", "decoder", QUICK, False),
+    "lora-8bit": ("tiny_llama", "decoder", QUICK, False),
+    "dora": ("tiny_llama", "decoder", QUICK, True),
+    "adalora": ("tiny_llama", "decoder", QUICK, True),
+    "vera": ("tiny_llama", "decoder", QUICK, True),
 }
 
 
@@ -65,6 +69,8 @@ def test_classifier_round_trip(request, task, tmp_path, name):
         assert size.base_bytes == checkpoint_bytes(base) > 0
         assert not (tmp_path / "model" / "model.safetensors").exists()
         assert 0 < size.specific_bytes < size.base_bytes
+    # one text at a time (no padding beside longer rows): the labels the batches gave
+    assert [loaded.predict([t])[0][0] for t in task.test.texts] == result.predictions
     merged = loaded.merged()
     if mergeable:
         assert merged.predict(list(task.test.texts))[0] == result.predictions
