@@ -110,3 +110,21 @@ def test_the_card_states_data_split_metrics_with_intervals_and_cost():
                   "accuracy: 0.900 [0.800, 0.950]", "macro_f1: 0.800 [0.600, 0.900]", "12.5 s", "900 MB",
                   "10 of 100", "2.5 MB, with the base (90.0 MB) by reference", "r=8", "bench predict abc"):
         assert words in card, (words, card)
+
+
+def test_save_models_from_yaml_reaches_the_spec_and_leaves_the_run_id_alone(tmp_path):
+    import pytest
+
+    from bench.core.errors import BenchError
+    from bench.running.config import Experiment
+    from bench.running.plan import plan
+
+    config = tmp_path / "exp.yaml"
+    config.write_text("strategies: [feature-extract]\nper_class: 5,2,5\nsave_models: true\n")
+    kept = plan(Experiment.from_yaml(config), check_data=False)[0]
+    plain = plan(Experiment(strategies=["feature-extract"], per_class=(5, 2, 5)), check_data=False)[0]
+    assert kept.save_models and not plain.save_models
+    assert kept.run_id == plain.run_id  # what is kept is not what runs: the same run, skipped or not alike
+    config.write_text("save_models: maybe\n")
+    with pytest.raises(BenchError, match="save_models"):
+        Experiment.from_yaml(config)
