@@ -41,7 +41,11 @@ def save_run_model(rec: Record, served, results_dir: str | Path) -> dict:
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
         return {"error": f"cannot save the model to {final} ({exc.strerror or exc}); the record is kept: free space "
-                         "there or pass --results-dir with a writable folder, then rerun with --force"}
+                         "there or pass --results-dir with a writable folder, then rerun with --save-models"}
+    except Exception as exc:  # noqa: BLE001 - a library's save failing must not cost the run its record
+        shutil.rmtree(partial, ignore_errors=True)
+        return {"error": f"saving the model to {final} failed ({type(exc).__name__}: {str(exc)[:200]}); the record "
+                         "is kept"}
     return block
 
 

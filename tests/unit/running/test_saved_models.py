@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
+
 from bench.core.record import Record
 from bench.running.saved_models import model_card
 from tests.conftest import run_bench
@@ -26,8 +28,10 @@ PLUGIN = textwrap.dedent('''
 
         def save(self, folder):
             (folder / "weights.bin").write_bytes(b"x" * 1000)
-            if os.environ.get("PLUGIN_SAVE_FAILS"):
+            if os.environ.get("PLUGIN_SAVE_FAILS") == "disk":
                 raise OSError(28, "No space left on device")
+            if os.environ.get("PLUGIN_SAVE_FAILS") == "library":
+                raise ValueError("a library's own save refused")
             return ShipSize(1000, 5000)
 
         def merged(self):
@@ -54,9 +58,9 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
-def bench_run(tmp_path, *extra, fails=False):
+def bench_run(tmp_path, *extra, fails=""):
     (tmp_path / "saving_plugin.py").write_text(PLUGIN)
-    env = {"FTBENCH_PLUGINS": "saving_plugin", "PYTHONPATH": str(tmp_path), **({"PLUGIN_SAVE_FAILS": "1"} if fails else {})}
+    env = {"FTBENCH_PLUGINS": "saving_plugin", "PYTHONPATH": str(tmp_path), **({"PLUGIN_SAVE_FAILS": fails} if fails else {})}
     return run_bench("run", "--strategies", "first", "--per-class", "4,2,4", "--results-dir", str(tmp_path / "results"),
                      "--no-report", *extra, env=env)
 
@@ -84,14 +88,16 @@ def test_the_model_is_kept_with_its_card_and_a_run_done_without_it_runs_again(tm
     assert "skipped" in again.stdout  # its model is there now
 
 
-def test_a_save_that_fails_keeps_the_record_and_says_so_in_one_line(tmp_path):
-    out = bench_run(tmp_path, "--save-models", fails=True)
+@pytest.mark.parametrize("fails,words", [("disk", "No space left on device"),
+                                         ("library", "ValueError: a library's own save refused")])
+def test_a_save_that_fails_keeps_the_record_and_says_so_in_one_line(tmp_path, fails, words):
+    out = bench_run(tmp_path, "--save-models", fails=fails)
     assert out.returncode == 1
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1 and "No space left on device" in errors[0] and "record is kept" in errors[0], out.stderr
+    assert len(errors) == 1 and words in errors[0] and "record is kept" in errors[0], out.stderr
     rec = only_record(tmp_path)
     assert rec["status"] == "ok" and rec["metrics"]["accuracy"] is not None
-    assert "No space left" in rec["saved_model"]["error"]
+    assert words in rec["saved_model"]["error"]
     assert any(w.startswith("model not saved") for w in rec["warnings"])
     assert not [p for p in (tmp_path / "results" / "models").iterdir()]  # neither the folder nor its partial
 
@@ -113,8 +119,6 @@ def test_the_card_states_data_split_metrics_with_intervals_and_cost():
 
 
 def test_save_models_from_yaml_reaches_the_spec_and_leaves_the_run_id_alone(tmp_path):
-    import pytest
-
     from bench.core.errors import BenchError
     from bench.running.config import Experiment
     from bench.running.plan import plan
