@@ -139,4 +139,3 @@ class AdapterStrategy(TrainedStrategy):
         from strategies.shared.served_classifier import served_classifier
 
         return served_classifier(self.name, ctx, built, p, "peft", self.base)
-
