@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.core.errors import BenchError
 
 MANIFEST = "ftbench-model.json"
@@ -120,6 +122,28 @@ def save_tokenizer(tokenizer, folder: Path) -> set[str]:
     this run's own bytes where a base is shared."""
     written = tokenizer.save_pretrained(str(folder))
     return {str(Path(p).relative_to(folder)) for p in written if Path(p).is_file()}
+
+
+def save_logreg(clf, path: Path) -> None:
+    """A fitted scikit-learn LogisticRegression as its arrays (safetensors: data, never code, where a
+    pickle would run whatever it holds on load)."""
+    from safetensors.numpy import save_file
+
+    save_file({"coef": np.ascontiguousarray(clf.coef_), "intercept": np.ascontiguousarray(clf.intercept_),
+               "classes": np.asarray(clf.classes_, dtype=np.int64)}, str(path))
+
+
+def load_logreg(path: Path):
+    """The LogisticRegression `save_logreg` wrote: its fitted arrays set back (all predict and
+    predict_proba read)."""
+    from safetensors.numpy import load_file
+    from sklearn.linear_model import LogisticRegression
+
+    arrays = load_file(str(path))
+    clf = LogisticRegression()
+    clf.coef_, clf.intercept_, clf.classes_ = arrays["coef"], arrays["intercept"], arrays["classes"]
+    clf.n_features_in_ = clf.coef_.shape[1]
+    return clf
 
 
 def prepared_folder(folder: Path) -> Path:

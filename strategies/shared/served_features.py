@@ -1,6 +1,6 @@
 """The served feature-extract model: the frozen encoder (referenced by path, loaded on first use: a run
 whose embeddings were all cached never loaded it), its pooling, and the fitted head: scikit-learn's
-logistic regression (joblib) or the MLP (safetensors). Embeddings go through the engine's
+logistic regression or the MLP, both as safetensors (data, not a pickle). Embeddings go through the engine's
 length-sorted forward loop at the evaluation batch size, as the run's did."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from strategies.shared.base import ShipSize
-from strategies.shared.served import (ServeContext, base_reference, checkpoint_bytes, folder_bytes, prepared_folder,
-                                      save_tokenizer, serve_context, write_manifest)
+from strategies.shared.served import (ServeContext, base_reference, checkpoint_bytes, folder_bytes, load_logreg,
+                                      prepared_folder, save_logreg, save_tokenizer, serve_context, write_manifest)
 
 if TYPE_CHECKING:
     import torch
 
-LOGREG_FILE, MLP_FILE = "head.joblib", "head.safetensors"
+LOGREG_FILE, MLP_FILE = "logreg_head.safetensors", "mlp_head.safetensors"
 
 
 def pool(output, batch: dict, pooling: str) -> "torch.Tensor":
@@ -92,9 +92,7 @@ class ServedFeatures:
     def save(self, folder: Path) -> ShipSize:
         folder = prepared_folder(folder)
         if self.head_kind == "logreg":
-            import joblib
-
-            joblib.dump(self.head, folder / LOGREG_FILE)
+            save_logreg(self.head, folder / LOGREG_FILE)
             shape = {}
         else:
             from safetensors.torch import save_file
@@ -121,9 +119,7 @@ def load(folder: Path, manifest: dict, device: str) -> ServedFeatures:
     from strategies.shared.trained import load_tokenizer
 
     if manifest["head"] == "logreg":
-        import joblib
-
-        head = joblib.load(folder / LOGREG_FILE)  # a pickle: load only folders you trust (ftbench wrote)
+        head = load_logreg(folder / LOGREG_FILE)
     else:
         from safetensors.torch import load_file
 

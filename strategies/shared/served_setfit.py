@@ -1,6 +1,7 @@
-"""The served SetFit model: the package's own SetFitModel (the fine-tuned sentence encoder and its
-logistic-regression head), saved and loaded with its own save_pretrained / from_pretrained. The whole
-encoder trained, so nothing is shared with a base: all of it ships."""
+"""The served SetFit model: the package's SetFitModel, its fine-tuned sentence encoder saved in
+sentence-transformers form and its logistic-regression head as safetensors arrays (setfit's own
+save_pretrained pickles the head, and a pickle runs whatever it holds on load). The whole encoder
+trained, so nothing is shared with a base: all of it ships."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from strategies.shared.base import ShipSize
-from strategies.shared.served import folder_bytes, prepared_folder, write_manifest
+from strategies.shared.served import folder_bytes, load_logreg, prepared_folder, save_logreg, write_manifest
+
+BODY, HEAD = "encoder", "logreg_head.safetensors"
 
 
 class ServedSetFit:
@@ -26,8 +29,8 @@ class ServedSetFit:
 
     def save(self, folder: Path) -> ShipSize:
         folder = prepared_folder(folder)
-        self.model.save_pretrained(str(folder))
-        (folder / "README.md").unlink(missing_ok=True)  # setfit's generated card; ours is MODEL_CARD.md
+        self.model.model_body.save(str(folder / BODY), create_model_card=False)
+        save_logreg(self.model.model_head, folder / HEAD)
         write_manifest(folder, "setfit", self.strategy, self.labels, None, max_length=self.max_length,
                        merge_blocked=self.merged())
         return ShipSize(folder_bytes(folder))
@@ -37,8 +40,10 @@ class ServedSetFit:
 
 
 def load(folder: Path, manifest: dict, device: str) -> ServedSetFit:
+    from sentence_transformers import SentenceTransformer
     from setfit import SetFitModel
 
-    model = SetFitModel.from_pretrained(str(folder), device=device)  # its head is a pickle: trusted folders only
-    model.model_body.max_seq_length = manifest["max_length"]
+    body = SentenceTransformer(str(folder / BODY), device=device)
+    body.max_seq_length = manifest["max_length"]
+    model = SetFitModel(model_body=body, model_head=load_logreg(folder / HEAD))
     return ServedSetFit(model, manifest["labels"], manifest["max_length"], manifest["strategy"])

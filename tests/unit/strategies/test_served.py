@@ -44,6 +44,8 @@ def round_trip(result, task, tmp_path):
     labels, probs = served.predict(list(task.test.texts))
     assert labels == result.predictions
     size = served.save(tmp_path / "model")
+    # data formats only (safetensors, JSON, tokenizer files): no pickle that would run code on load
+    assert not [f for f in (tmp_path / "model").rglob("*") if f.suffix in (".pkl", ".joblib", ".pickle", ".bin")]
     manifest = json.loads((tmp_path / "model" / MANIFEST).read_text())
     loaded = load_served(tmp_path / "model")
     again, probs_again = loaded.predict(list(task.test.texts))
