@@ -55,7 +55,12 @@ def read_texts(path: str, column: str) -> list[str]:
     if column not in table.columns:
         raise BenchError(f"input {path} has no column {echoed(column)}; its columns: "
                          f"{', '.join(map(str, table.columns)) or 'none'} (pick one with --text-col)")
-    return table[column].tolist()
+    texts = table[column].tolist()
+    blank = [i + 2 for i, t in enumerate(texts) if not t.strip()]  # line numbers, the header being line 1
+    if blank:
+        raise BenchError(f"input {path}: column {echoed(column)} is empty on line(s) {', '.join(map(str, blank[:5]))}"
+                         f"{' ...' if len(blank) > 5 else ''}; give every row a text, or leave those rows out")
+    return texts
 
 
 def checked_output(output: str, what: str, flag: str) -> Path:

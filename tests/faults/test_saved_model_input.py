@@ -32,6 +32,7 @@ def saved_results(root: Path) -> Path:
     (root / "texts.csv").write_text("text,id\nhello,1\nworld,2\n")
     (root / "latin1.csv").write_bytes("text\ncaf\xe9\n".encode("latin-1"))
     (root / "empty.csv").write_text("")
+    (root / "blank-row.csv").write_text("text\nhello\n\"\"\n")
     (root / "a-file").write_text("not a folder")
     (root / "broken").mkdir()
     (root / "broken" / "ftbench-model.json").write_text("{not json")
@@ -51,6 +52,7 @@ CASES = [  # (id, args after `bench` with % for the test's folder, a word the er
     ("predict-missing-input", ["predict", RUN_ID, "--input", "%/nope.csv", "--output", "%/o.csv"], "does not exist"),
     ("predict-latin1-input", ["predict", RUN_ID, "--input", "%/latin1.csv", "--output", "%/o.csv"], "not a readable CSV"),
     ("predict-empty-input", ["predict", RUN_ID, "--input", "%/empty.csv", "--output", "%/o.csv"], "not a readable CSV"),
+    ("predict-blank-text", ["predict", RUN_ID, "--input", "%/blank-row.csv", "--output", "%/o.csv"], "empty on line(s) 3"),
     ("predict-output-unwritable", ["predict", RUN_ID, "--input", "%/texts.csv", "--output", "%/a-file/o.csv"],
      "not writable"),
     ("predict-broken-manifest", ["predict", "%/broken", *PREDICT], "not readable JSON"),
