@@ -115,7 +115,7 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
     specs = []
     resolved_models = {}
     for strat in strategies:
-        model_name = exp.models.get(strat.name) or exp.model or strat.default_model
+        model_name = model_for(exp, strat)
         if model_name not in resolved_models:
             resolved_models[model_name] = resolve_model(model_name)
         overrides = dict(strat.gpu_defaults) if device.startswith("cuda") else {}
@@ -133,6 +133,18 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
                                      split="" if split.mode == "per-class" else split.text(),
                                      max_rows=exp.max_rows, train_size=size))
     return specs
+
+
+def model_for(exp: Experiment, strat) -> str:
+    """The model a strategy runs with: its own --model, else the run's, else its default; a strategy
+    that loads no model (tfidf) always its default, and a model named for it alone is refused."""
+    if getattr(strat, "uses_model", True):
+        return exp.models.get(strat.name) or exp.model or strat.default_model
+    given = exp.models.get(strat.name)
+    if given not in (None, strat.default_model):
+        raise BenchError(f"--model {strat.name}={echoed(given)}: {strat.name} loads no pretrained model; "
+                         "drop that setting")
+    return strat.default_model
 
 
 def check_max_length(strategy: str, params: dict, model_name: str, model) -> None:
