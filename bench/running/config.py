@@ -58,9 +58,11 @@ class RunSpec:
     # seeds whose test rows are taken out of the pool before this run's split is drawn: a tuning
     # trial of a comparison never trains or validates on a row some test run evaluates on
     holdout_seeds: list[int] | None = None
+    # the serving measurement's batch (--param serve_batch=N); None: its default (bench/engine/serving.py)
+    serve_batch: int | None = None
 
     # fields added after records existed: left out of the id while unset, so earlier ids stay valid
-    LATER_FIELDS = ("split", "max_rows", "train_size", "holdout_seeds")
+    LATER_FIELDS = ("split", "max_rows", "train_size", "holdout_seeds", "serve_batch")
     # what of `comparison` makes a run another run: a comparison's default-parameter test run is not
     # a plain `bench run` run, nor its tuned one when the best parameters are the defaults
     COMPARISON_IDENTITY = ("name", "role", "variant")

@@ -38,12 +38,16 @@ def execute(spec: RunSpec, quiet: bool = False) -> Record:
     from bench.engine.trackers import Tracker, cpu_threads
     from strategies import get_strategy
 
+    from bench.engine.energy import EnergyMeter
+
     torch.set_num_threads(cpu_threads())
     quiet_library_noise()
     if quiet:  # -q: transformers' own bars (weight loading) go too
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+    # codecarbon's start (about 2 s of hardware probes) comes before the run's own clock starts
+    meter = EnergyMeter().start()
     started = now()
     on_epoch = None
     if spec.study:
@@ -60,7 +64,28 @@ def execute(spec: RunSpec, quiet: bool = False) -> Record:
     model = resolve_model(spec.model)
     ctx = RunContext(data, model, spec.seed, spec.device, tracker, spec.eval_split, spec.precision)
     result = strategy.run(ctx, params)
-    return run_record(spec, strategy, ctx, result, started)
+    energy = meter.stop()
+    rec = run_record(spec, strategy, ctx, result, started, energy)
+    rec.serving = serving_block(result.served, ctx, spec)
+    return rec
+
+
+def serving_block(served, ctx, spec: RunSpec):
+    """The serving measurement of the trained result, after the record's cost was taken (its time
+    and memory are the serving's own, in the `serving` block, not the run's)."""
+    from bench.core.record import Serving
+    from bench.engine.serving import SERVE_BATCH, measure
+
+    block = Serving.from_dict(measure(served, ctx.eval.texts, spec.serve_batch or SERVE_BATCH, spec.device))
+    if block.measured:
+        ctx.tracker.log(f"serving: {fmt_ms(block.latency_p50_ms)} p50 / {fmt_ms(block.latency_p95_ms)} p95 per text, "
+                        f"{block.throughput_per_s or '?'} texts/s at batch {block.serve_batch}"
+                        + (f" ({block.error})" if block.error else ""))
+    return block
+
+
+def fmt_ms(value) -> str:
+    return "?" if value is None else f"{value:.1f} ms"
 
 
 def prepare_data(spec: RunSpec):
