@@ -247,7 +247,7 @@ class ComparisonInfo(Block):
     budget: str | None = None  # "trials:N" or "time:SECONDSs", the same for every strategy's study
     role: str | None = None  # "trial" | "test"
     variant: str | None = None  # test runs: "tuned" | "default"
-    prefer: str | None = None  # the cost the report's answer breaks ties by: train-time | memory | params
+    prefer: str | None = None  # the cost the report's answer breaks ties by: train-time | memory | params | latency
     study: str | None = None  # the strategy's study in the Optuna storage
     best_trial: int | None = None  # tuned test runs: the trial whose parameters they run
     holdout_seeds: list | None = None  # seeds whose test rows no trial ever had

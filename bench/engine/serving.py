@@ -3,8 +3,8 @@
 
 - latency per single text: `predict([text])` timed on LATENCY_TEXTS texts of the evaluated split
   (cycled where it has fewer), after WARMUP untimed calls; p50, p95 and mean in milliseconds;
-- throughput at `serve_batch`: texts per second over `max(LATENCY_TEXTS, 2 x serve_batch)` texts in
-  batches of `serve_batch`, after one untimed batch;
+- throughput at `serve_batch`: texts per second over full batches of `serve_batch` (at least two, and
+  at least LATENCY_TEXTS texts), after one untimed batch;
 - memory while serving: the process's peak resident set over the warm-up and the timings (VmHWM
   reset through /proc/self/clear_refs first; where the kernel refuses, VmRSS sampled every 5 ms),
   less the resident set before; on CUDA the allocator's peak over the same span;
@@ -111,7 +111,7 @@ def timings(served: Any, texts: list[str], serve_batch: int) -> dict[str, Any]:
         served.predict([text])
         latencies.append(time.perf_counter() - t)
     ms = np.asarray(latencies) * 1e3
-    n = max(LATENCY_TEXTS, 2 * serve_batch)
+    n = serve_batch * max(2, -(-LATENCY_TEXTS // serve_batch))  # whole batches, at least two
     batch_texts = cycled(texts, serve_batch + n)
     served.predict(batch_texts[:serve_batch])  # one untimed batch: a new shape warms up too
     t = time.perf_counter()
