@@ -7,7 +7,7 @@ part with energy in it was modelled. No figure is ever a silent 0: codecarbon mi
 (FTBENCH_ENERGY=off) or failing gives null kWh and a reason; a GPU that reads 0 kWh (codecarbon issue
 1316) gives a null GPU part and says so.
 
-Its own output stays out of ours: its logger at ERROR, no CSV (`save_to_file=False`), no lock file
+Its own output stays out of ours: its logger at ERROR, no CSV or other output (`output_methods=[]`), no lock file
 (`allow_multiple_runs`, as parallel workers need); it writes nothing into the working folder. It
 takes about 2 s to start on a small VM (its hardware probes), paid once per run before the run's clock.
 """
@@ -64,9 +64,12 @@ class EnergyMeter:
 
             logging.getLogger("codecarbon").setLevel(logging.ERROR)  # its import set INFO
             # the country only weighs emissions, which ftbench does not record; kWh do not depend on it
-            self.tracker = OfflineEmissionsTracker(country_iso_code="USA", log_level="error", save_to_file=False,
-                                                   allow_multiple_runs=True, tracking_mode="process",
-                                                   project_name="ftbench")
+            settings = dict(country_iso_code="USA", log_level="error", allow_multiple_runs=True,
+                            tracking_mode="process", project_name="ftbench")
+            try:  # no output at all: output_methods=[] (3.x; it deprecates save_to_file), else save_to_file
+                self.tracker = OfflineEmissionsTracker(output_methods=[], **settings)
+            except TypeError:
+                self.tracker = OfflineEmissionsTracker(save_to_file=False, **settings)
             logging.getLogger("codecarbon").setLevel(logging.ERROR)  # it sets its own level at init
             self.tracker.start()
         except ImportError:
