@@ -226,6 +226,12 @@ class Serving(Block):
     merged: "Serving | None" = None  # the LoRA family: the same, merged into the base
     merged_reason: str | None = None  # why there is no merged variant
 
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.measured:  # nothing was measured: no column of nulls, only the reason
+            out = {k: v for k, v in out.items() if v is not None or k in ("measured", "reason")}
+        return out
+
 
 @dataclass
 class StudyInfo(Block):

@@ -72,10 +72,12 @@ def execute(spec: RunSpec, quiet: bool = False) -> Record:
 
 def serving_block(served, ctx, spec: RunSpec):
     """The serving measurement of the trained result, after the record's cost was taken (its time
-    and memory are the serving's own, in the `serving` block, not the run's)."""
+    and memory are the serving's own, in the `serving` block, not the run's); test runs only."""
     from bench.core.record import Serving
     from bench.engine.serving import SERVE_BATCH, measure
 
+    if spec.eval_split != "test":  # a tuning trial: no reader uses it, and its test runs are measured
+        return Serving(measured=False, reason="not measured: a tuning trial (scored on validation)")
     block = Serving.from_dict(measure(served, ctx.eval.texts, spec.serve_batch or SERVE_BATCH, spec.device))
     if block.measured:
         ctx.tracker.log(f"serving: {fmt_ms(block.latency_p50_ms)} p50 / {fmt_ms(block.latency_p95_ms)} p95 per text, "

@@ -107,3 +107,16 @@ def test_tfidf_served_predicts_as_its_run_and_ships_its_pipeline(tmp_path):
     assert out["measured"] and out["error"] is None and out["latency_p50_ms"] > 0
     assert out["ship_total_bytes"] == size.specific_bytes
     assert result.trainable_params == result.total_params > 0
+
+
+def test_a_tuning_trial_is_not_measured_and_a_test_run_is():
+    from types import SimpleNamespace
+
+    from bench.running.worker import serving_block
+
+    ctx = SimpleNamespace(eval=SimpleNamespace(texts=["a", "b"]), tracker=SimpleNamespace(log=lambda m: None))
+    trial = serving_block(Sleepy(), ctx, SimpleNamespace(eval_split="val", serve_batch=None, device="cpu"))
+    assert not trial.measured and "tuning trial" in trial.reason
+    assert trial.to_dict() == {"measured": False, "reason": trial.reason}  # no column of nulls
+    run = serving_block(Sleepy(), ctx, SimpleNamespace(eval_split="test", serve_batch=4, device="cpu"))
+    assert run.measured and run.serve_batch == 4 and run.latency_p50_ms >= SLEEP_S * 1e3
