@@ -3,8 +3,8 @@
 
 - latency per single text: `predict([text])` timed on LATENCY_TEXTS texts of the evaluated split
   (cycled where it has fewer), after WARMUP untimed calls; p50, p95 and mean in milliseconds;
-- throughput at `serve_batch`: texts per second over full batches of `serve_batch` (at least two, and
-  at least LATENCY_TEXTS texts), after one untimed batch;
+- throughput at `serve_batch`: texts per second over whole batches of `serve_batch` holding at least
+  THROUGHPUT_TEXTS texts (one batch at the default 32), after one untimed batch on CUDA;
 - memory while serving: the process's peak resident set over the warm-up and the timings (VmHWM
   reset through /proc/self/clear_refs first; where the kernel refuses, VmRSS sampled every 5 ms),
   less the resident set before; on CUDA the allocator's peak over the same span;
@@ -13,11 +13,13 @@
 - the LoRA family: the same for `served.merged()` where it is a Served, else its reason.
 
 A measurement never fails a run: a step that raises leaves its figures null and says why in `error`.
+FTBENCH_SERVING=off skips it (the record says so), for runs where its seconds matter more.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
 import threading
 import time
@@ -30,6 +32,9 @@ from bench.core.params import param
 LATENCY_TEXTS = 50  # single-text calls timed (the issue asks for at least 50)
 WARMUP = 3  # untimed single-text calls first: lazy initialization, caches, allocator
 SERVE_BATCH = 32  # the default serving batch (--param serve_batch=N)
+# texts timed for throughput: a run pays for this in every run (about 4 s a batch of 32 BBC texts through
+# MiniLM on 2 CPU cores), so one batch at the default, several where the batch is smaller
+THROUGHPUT_TEXTS = 32
 NOT_SERVED = "not measured: the strategy returned no served model"
 
 
@@ -98,8 +103,11 @@ def _cuda_reset(device: str) -> bool:
     return True
 
 
-def timings(served: Any, texts: list[str], serve_batch: int) -> dict[str, Any]:
-    """Latency and throughput figures of `served` on `texts` (module docstring), warm-up excluded."""
+def timings(served: Any, texts: list[str], serve_batch: int, warm_batch: bool = False) -> dict[str, Any]:
+    """Latency and throughput figures of `served` on `texts` (module docstring), warm-up excluded;
+    `warm_batch`: one untimed batch before the throughput's (CUDA picks kernels and grows its
+    allocator per new shape; on a CPU the single-text warm-up has done what there is to do, and a
+    batch of SmolLM2 there costs seconds in every run)."""
     import numpy as np
 
     singles = cycled(texts, WARMUP + LATENCY_TEXTS)
@@ -111,9 +119,10 @@ def timings(served: Any, texts: list[str], serve_batch: int) -> dict[str, Any]:
         served.predict([text])
         latencies.append(time.perf_counter() - t)
     ms = np.asarray(latencies) * 1e3
-    n = serve_batch * max(2, -(-LATENCY_TEXTS // serve_batch))  # whole batches, at least two
+    n = serve_batch * -(-THROUGHPUT_TEXTS // serve_batch)  # whole batches, at least THROUGHPUT_TEXTS texts
     batch_texts = cycled(texts, serve_batch + n)
-    served.predict(batch_texts[:serve_batch])  # one untimed batch: a new shape warms up too
+    if warm_batch:
+        served.predict(batch_texts[:serve_batch])
     t = time.perf_counter()
     for start in range(serve_batch, len(batch_texts), serve_batch):
         served.predict(batch_texts[start: start + serve_batch])
@@ -132,7 +141,7 @@ def measure_one(served: Any, texts: list[str], serve_batch: int, device: str) ->
     try:
         on_cuda = _cuda_reset(device)
         with _PeakRss() as rss:
-            out.update(timings(served, texts, serve_batch))
+            out.update(timings(served, texts, serve_batch, warm_batch=on_cuda))
         if rss.peak_kb is not None and rss.before_kb is not None:
             out.update(peak_rss_mb=round(rss.peak_kb / 1024, 1),
                        rss_delta_mb=round(max(rss.peak_kb - rss.before_kb, 0.0) / 1024, 1))
@@ -159,6 +168,8 @@ def measure(served: Any, texts: list[str], serve_batch: int = SERVE_BATCH, devic
     """The record's `serving` block (bench/core/record.Serving) for `served` (None: not measured)."""
     if served is None:
         return {"measured": False, "reason": NOT_SERVED}
+    if os.environ.get("FTBENCH_SERVING", "").strip().lower() in ("off", "0", "no", "false"):
+        return {"measured": False, "reason": "not measured: turned off (FTBENCH_SERVING=off)"}
     if not texts:
         return {"measured": False, "reason": "not measured: the evaluated split has no texts"}
     out = measure_one(served, texts, serve_batch, device)

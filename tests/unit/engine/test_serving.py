@@ -44,15 +44,25 @@ def test_latency_is_the_sleep_per_call_and_warm_up_is_not_timed():
     assert out["latency_texts"] == serving.LATENCY_TEXTS >= 50 and out["warmup"] == serving.WARMUP
     assert SLEEP_S * 1e3 <= out["latency_p50_ms"] < SLEEP_S * 1e3 * 3
     assert out["latency_p95_ms"] >= out["latency_p50_ms"]
-    # warm-up singles, timed singles, one warm-up batch, then whole batches of 8 over at least 50 texts
+    # warm-up singles, timed singles, then whole batches of 8 over at least 32 texts (on CUDA one
+    # untimed batch before them)
     singles = serving.WARMUP + serving.LATENCY_TEXTS
     assert fake.calls[:singles] == [1] * singles and set(fake.calls[singles:]) == {8}
-    assert len(fake.calls) == singles + 1 + 7 and out["throughput_texts"] == 56
+    assert len(fake.calls) == singles + 4 and out["throughput_texts"] == 32
+    warmed = Sleepy()
+    serving.timings(warmed, ["a"], 8, warm_batch=True)
+    assert len(warmed.calls) == singles + 1 + 4
     # 8 texts per 10 ms call: at most 800 texts/s, and far above one text per call
     assert 200 < out["throughput_per_s"] <= 8 / SLEEP_S
     assert (out["ship_specific_bytes"], out["ship_base_bytes"], out["ship_total_bytes"]) == (1000, 5000, 6000)
     assert out["merged_reason"] == "nothing to merge" and "merged" not in out
     assert out["peak_rss_mb"] > 0 and out["rss_delta_mb"] >= 0 and out["memory_basis"]
+
+
+def test_turned_off_it_says_so(monkeypatch):
+    monkeypatch.setenv("FTBENCH_SERVING", "off")
+    assert serving.measure(Sleepy(), ["a"]) == {"measured": False,
+                                                "reason": "not measured: turned off (FTBENCH_SERVING=off)"}
 
 
 def test_the_merged_variant_is_measured_beside_the_unmerged():
