@@ -31,6 +31,7 @@ def test_tfidf_end_to_end_on_bbc_news(tmp_path):
     # energy: a figure with its basis, or none with the reason; never a bare 0
     assert (cost.energy_kwh is None) == (cost.energy_estimated is None) and cost.energy_basis
     assert cost.energy_kwh is None or cost.energy_kwh > 0
+    assert f"serving p50 {s.latency_p50_ms:.1f} ms" in out.stdout  # the run's line in the log says it too
     row = flatten(rec)
     assert row["latency_p50_ms"] == s.latency_p50_ms and row["ship_total_bytes"] == s.ship_total_bytes
     html = (tmp_path / "index.html").read_text()
