@@ -34,11 +34,10 @@ def execute(spec: RunSpec, quiet: bool = False) -> Record:
     import torch
 
     from bench.engine.context import RunContext
+    from bench.engine.energy import EnergyMeter
     from bench.engine.models import resolve_model
     from bench.engine.trackers import Tracker, cpu_threads
     from strategies import get_strategy
-
-    from bench.engine.energy import EnergyMeter
 
     torch.set_num_threads(cpu_threads())
     quiet_library_noise()
@@ -46,7 +45,7 @@ def execute(spec: RunSpec, quiet: bool = False) -> Record:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    # codecarbon's start (about 2 s of hardware probes) comes before the run's own clock starts
+    # codecarbon's start (1-2 s of hardware probes) comes before the run's own clock starts
     meter = EnergyMeter().start()
     started = now()
     on_epoch = None

@@ -59,3 +59,22 @@ def test_serve_batch_is_the_harness_s_and_changes_the_run_id_only_when_not_the_d
     for bad in ("0", "-1", "many", "2.5", "true"):
         with pytest.raises(BenchError, match="serve_batch"):
             specs(f"serve_batch={bad}")
+
+
+def test_a_class_missing_from_training_gets_probability_zero_not_a_shifted_column():
+    import dataclasses
+
+    import numpy as np
+
+    from strategies.tfidf import Tfidf
+    from tests.tiny import context, tiny_task
+
+    task = tiny_task()
+    keep = np.flatnonzero(task.train.labels != 1)  # no "tech" row to learn from
+    ctx = context(dataclasses.replace(task, train=task.train.subset(keep)), folder="", architecture=None)
+    result = Tfidf().run(ctx, Tfidf.Params())
+    ids, proba = result.served.predict(ctx.eval.texts)
+    proba = np.asarray(proba)
+    assert proba.shape == (len(ctx.eval.texts), 3) and np.all(proba[:, 1] == 0) and 1 not in ids
+    right = np.asarray(ids) == ctx.eval.labels
+    assert right[ctx.eval.labels != 1].mean() > 0.5  # the other two columns are still the right ones
