@@ -24,6 +24,7 @@ REGISTRY = {
     "lora-8bit": "strategies.lora_8bit:LoRA8bit",
     "instruct-ft": "strategies.instruct_ft:InstructFineTune",
     "setfit": "strategies.setfit:SetFit",
+    "tfidf": "strategies.tfidf:Tfidf",
 }
 
 

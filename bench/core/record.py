@@ -10,7 +10,8 @@ schema newer than this code) raises `RecordError` with the reason.
 
 Schema history: 1: a strategy's own cost figures (quantized_footprint_mb, pooling,
 ...) sat unprefixed in `cost`. 2: they sit in `cost.strategy`; `warnings` is new. Version-1 records
-are upgraded on reading.
+are upgraded on reading. Keys added since without a change of meaning (the `serving` block, the
+energy keys of `cost`) are absent from older records, read as not measured, and bump nothing.
 """
 
 from __future__ import annotations
@@ -164,6 +165,12 @@ class Cost(Block):
     flops_kind: str | None = None
     n_nonembedding_params: int | None = None
     strategy: dict[str, Any] = field(default_factory=dict)  # the strategy's own figures (StrategyResult.extra_cost)
+    # energy over the run (data, load, train, eval; not the serving measurement), by codecarbon's
+    # offline tracker (bench/engine/energy.py): null with energy_basis saying why where not measured
+    energy_kwh: float | None = None
+    energy_estimated: bool | None = None  # True where some part is modelled (TDP x load, RAM size), not read
+    energy_basis: str | None = None  # how: "cpu: RAPL; ram: estimated ...", or why there is no figure
+    energy: dict[str, Any] | None = None  # the parts: cpu_kwh, gpu_kwh, ram_kwh, duration_s, startup_s, ...
 
     def headline_memory_mb(self) -> tuple[float | None, str]:
         """GPU allocated memory where the run used a GPU, peak RSS elsewhere."""
@@ -191,6 +198,42 @@ class Cost(Block):
 
 
 @dataclass
+class Serving(Block):
+    """The serving measurement (bench/engine/serving.py): the trained result as deployed, timed after
+    the test evaluation, warm-up excluded. `measured` False with `reason` where there was nothing to
+    serve (a strategy that returned no Served); each figure null where its step failed (`error`)."""
+
+    measured: bool = False
+    reason: str | None = None  # why not measured
+    device: str | None = None
+    latency_texts: int | None = None  # single-text predict calls timed
+    warmup: int | None = None  # untimed calls before them
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_mean_ms: float | None = None
+    serve_batch: int | None = None
+    throughput_texts: int | None = None
+    throughput_per_s: float | None = None  # texts per second in batches of serve_batch
+    peak_rss_mb: float | None = None  # the process's peak resident set while serving
+    rss_delta_mb: float | None = None  # that peak less the resident set before serving
+    memory_basis: str | None = None
+    peak_gpu_allocated_mb: float | None = None  # CUDA runs: the allocator's peak while serving
+    ship_specific_bytes: int | None = None  # this run's own part (an adapter, a head; a full model)
+    ship_base_bytes: int | None = None  # the frozen base a deployment must already have
+    ship_total_bytes: int | None = None  # everything needed to serve from nothing
+    time_s: float | None = None  # what the measurement took
+    error: str | None = None  # the steps that failed, and why
+    merged: "Serving | None" = None  # the LoRA family: the same, merged into the base
+    merged_reason: str | None = None  # why there is no merged variant
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.measured:  # nothing was measured: no column of nulls, only the reason
+            out = {k: v for k, v in out.items() if v is not None or k in ("measured", "reason")}
+        return out
+
+
+@dataclass
 class StudyInfo(Block):
     name: str | None = None
     trial: int | None = None
@@ -210,7 +253,7 @@ class ComparisonInfo(Block):
     budget: str | None = None  # "trials:N" or "time:SECONDSs", the same for every strategy's study
     role: str | None = None  # "trial" | "test"
     variant: str | None = None  # test runs: "tuned" | "default"
-    prefer: str | None = None  # the cost the report's answer breaks ties by: train-time | memory | params
+    prefer: str | None = None  # the cost the report's answer breaks ties by: train-time | memory | params | latency
     study: str | None = None  # the strategy's study in the Optuna storage
     best_trial: int | None = None  # tuned test runs: the trial whose parameters they run
     holdout_seeds: list | None = None  # seeds whose test rows no trial ever had
@@ -235,6 +278,7 @@ class Record(Block):
     majority_baseline: Metrics | None = None  # always the most frequent training class
     history: list = field(default_factory=list)  # one dict per epoch
     cost: Cost | None = None
+    serving: Serving | None = None  # what it costs to serve (ok runs)
     env: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)  # the RunSpec, whole
     train_size: int | float | None = None
@@ -283,7 +327,7 @@ class Record(Block):
         out = super().to_dict()
         for name in self.NOT_WRITTEN:
             out.pop(name, None)
-        for name in ("predictions", "truth", "traceback", "comparison"):  # absent rather than null, as before
+        for name in ("predictions", "truth", "traceback", "comparison", "serving"):  # absent rather than null
             if out.get(name) is None:
                 out.pop(name)
         return out

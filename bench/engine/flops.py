@@ -9,7 +9,8 @@ What lands in the record's `cost` (`utilization_figures`, called once by the wor
     peak_flops              the device's peak FLOP/s for the precision the run computed in
     peak_flops_basis        how that peak was derived: a sentence starting "CPU: modelled", "CPU: measured"
                             or "GPU ..." (below)
-    flops_kind              "full" | "adapter" | "forward" (below)
+    flops_kind              "full" | "adapter" | "forward" (below), or "none" for a strategy without a
+                            neural network (tfidf): then every FLOPs and MFU figure is null, none applies
     n_nonembedding_params   N below
 
 FLOPs per token (Kaplan et al. 2020, "Scaling Laws for Neural Language Models", Table 1, and the usual
@@ -299,6 +300,8 @@ def utilization_figures(flops_kind: str, model, cost: dict[str, Any], device: st
     out: dict[str, Any] = {"flops_per_train_token": None, "flops_per_eval_token": None, "peak_flops": None,
                            "peak_flops_basis": None, "train_mfu": None, "eval_mfu": None, "flops_kind": None,
                            "n_nonembedding_params": None}
+    if flops_kind == "none":  # no network: FLOPs per token and MFU mean nothing here (not 0)
+        return dict(out, flops_kind="none", peak_flops_basis="no neural network: FLOPs and MFU do not apply")
     try:
         from bench.engine.device import use_bf16
 

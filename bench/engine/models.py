@@ -87,6 +87,10 @@ RANDOM_ARCHITECTURES: dict[str, dict] = {
 }
 RANDOM_PREFIX = "random:"
 
+# The model of a strategy that loads none (tfidf learns from the training texts alone): a named
+# absence, so the record says so rather than naming a model that never ran.
+NO_MODEL = "none"
+
 
 @dataclass
 class ModelRef:
@@ -124,6 +128,8 @@ class ModelRef:
 
 def resolve_model(name: str) -> ModelRef:
     """Check that a model can be had, without loading it. Raises BenchError with the fix."""
+    if name == NO_MODEL:
+        return ModelRef(NO_MODEL, "", "no pretrained model: the strategy learns from the training texts alone")
     if name.startswith(RANDOM_PREFIX):
         return _resolve_random(name)
     if name in HUB_ALIASES:
@@ -238,6 +244,8 @@ def max_positions(ref: ModelRef) -> int | None:
     GGUF header's context length, or the random architecture's config. None where it cannot be told."""
     if ref.random_weights:
         return RANDOM_ARCHITECTURES[ref.extra["architecture_name"]].get("max_position_embeddings")
+    if ref.name == NO_MODEL:
+        return None
     if ref.gguf:
         arch = gguf_metadata_value(Path(ref.source), "general.architecture")
         value = gguf_metadata_value(Path(ref.source), f"{arch}.context_length") if arch else None

@@ -27,7 +27,7 @@ from bench.core import budget as budgets
 from bench.core import stats
 from bench.reporting import charts_tuning, summary
 from bench.reporting.comparisons import compare_block
-from bench.reporting.formats import fmt_mb, fmt_count, fmt_score, fmt_seconds, missing
+from bench.reporting.formats import fmt_mb, fmt_count, fmt_ms, fmt_score, fmt_seconds, missing
 from bench.reporting.summary_tuning import best_so_far, trial_state
 
 METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}
@@ -35,7 +35,8 @@ OBJECTIVE = "balanced_accuracy"  # what every study maximizes on the validation 
 # --prefer NAME: (the runs' column, its words, how a value is written)
 PREFER_COSTS = {"train-time": ("train_time_s", "train time", fmt_seconds),
                 "memory": ("memory_mb", "peak memory", fmt_mb),
-                "params": ("trainable_params", "trainable parameters", fmt_count)}
+                "params": ("trainable_params", "trainable parameters", fmt_count),
+                "latency": ("latency_p50_ms", "serving latency (p50, one text)", fmt_ms)}
 
 
 def comparison_views(runs: pd.DataFrame) -> list[dict[str, Any]]:

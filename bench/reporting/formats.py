@@ -42,6 +42,23 @@ def fmt_rate(x: float) -> str:
     return f"{x:,.0f}/s" if x >= 100 else f"{x:.1f}/s"
 
 
+def fmt_ms(ms: float) -> str:
+    return f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.1f} ms" if ms >= 1 else f"{ms:.2f} ms"
+
+
+def fmt_bytes(n: float) -> str:
+    """4.0 MB, 90.9 MB, 1.2 GB (decimal units, as disks are sold)."""
+    for scale, suffix in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {suffix}"
+    return f"{n:.0f} B"
+
+
+def fmt_kwh(kwh: float) -> str:
+    """Energy in Wh, the unit a single run's figure reads in."""
+    return f"{kwh * 1e3:.3g} Wh"
+
+
 def fmt_params(trainable: float, pct: float) -> str:
     if missing(trainable):
         return "—"

@@ -25,7 +25,8 @@ from markupsafe import Markup
 from bench.reporting import charts, details, report_trust, summary, summary_tuning
 from bench.reporting.comparison_view import comparison_views
 from bench.reporting.comparisons import comparison_blocks
-from bench.reporting.formats import missing, fmt_mean_std, fmt_score, fmt_count, fmt_seconds, fmt_mb, fmt_rate, fmt_params, sort_value
+from bench.reporting.formats import (missing, fmt_bytes, fmt_kwh, fmt_mean_std, fmt_ms, fmt_score, fmt_count, fmt_seconds,
+                                     fmt_mb, fmt_rate, fmt_params, sort_value)
 from bench.core.errors import BenchError
 from bench.core.record import Record
 from bench.core.records import iter_records
@@ -136,6 +137,10 @@ SUMMARY_COLUMNS = [  # (figure, header, formatter of a mean/std)
     ("train_time_s", "Train time", fmt_seconds),
     ("total_time_s", "Total time", fmt_seconds),
     ("train_examples_per_s", "Train throughput (examples/s)", fmt_rate),
+    ("latency_p50_ms", "Serving latency p50 (1 text)", fmt_ms),
+    ("serve_throughput_per_s", "Serving throughput (texts/s)", fmt_rate),
+    ("ship_total_bytes", "Bytes to ship", fmt_bytes),
+    ("energy_kwh", "Energy", fmt_kwh),
 ]
 
 
@@ -160,6 +165,8 @@ def summary_section(table: pd.DataFrame) -> dict[str, Any]:
             interval = ""
             if figure in summary.QUALITY:
                 interval = report_trust.fmt_interval(row[f"{figure}_ci_low"], row[f"{figure}_ci_high"])
+            if figure == "energy_kwh" and text != "—" and bool(row.get("energy_estimated") == True):  # noqa: E712 (numpy bool)
+                text += " (estimated)"
             if figure == "memory_mb" and len(kinds) > 1 and row["memory_kind"]:
                 text += f" ({', '.join(summary.MEMORY_KINDS.get(k, k) for k in row['memory_kind'].split(','))})"
             cells.append({"text": text, "value": sort_value(mean), "best": best[figure][position],
@@ -210,7 +217,9 @@ def cost_text(value: float, fmt: Callable[[float], str]) -> str:
 # ---------------------------------------------------------------- 2. accuracy against cost
 
 COST_FORMATS = {"trainable_params": lambda n: f"{fmt_count(n)} trainable params", "train_time_s": fmt_seconds,
-                "memory_mb": fmt_mb}
+                "memory_mb": fmt_mb, "latency_p50_ms": lambda ms: f"{fmt_ms(ms)} per text (p50)",
+                "ship_total_bytes": lambda n: f"{fmt_bytes(n)} to ship"}
+LOG_AXES = ("trainable_params", "latency_p50_ms", "ship_total_bytes")  # spans of orders of magnitude
 
 
 def cost_section(table: pd.DataFrame, labels: Callable) -> list[dict[str, Any]]:
@@ -224,10 +233,14 @@ def cost_section(table: pd.DataFrame, labels: Callable) -> list[dict[str, Any]]:
             points = [{"label": labels(r), "strategy": r["strategy"], "cost": r[f"{cost}_mean"],
                        "accuracy": r[f"{metric}_mean"], "accuracy_std": r[f"{metric}_std"],
                        "pareto": bool(r[f"pareto_{cost}"])} for _, r in group.iterrows()]
-            svg = charts.cost_scatter(points, cost_label, log_x=cost == "trainable_params", chart_id=f"cost{d}-{cost}",
+            if cost in summary.SERVING_AXES and all(missing(p["cost"]) for p in points):
+                continue  # records from before the serving measurement: no chart of dashes
+            svg = charts.cost_scatter(points, cost_label, log_x=cost in LOG_AXES, chart_id=f"cost{d}-{cost}",
                                       y_label=f"test {report_trust.METRIC_NAMES[metric]}")
             missing_cost = [p["label"] for p in points if missing(p["cost"])]
-            chart_list.append({"title": f"Accuracy vs {cost_label}", "svg": Markup(svg), "missing": missing_cost})
+            title = (f"Accuracy against serving cost: {cost_label}" if cost in summary.SERVING_AXES
+                     else f"Accuracy vs {cost_label}")
+            chart_list.append({"title": title, "svg": Markup(svg), "missing": missing_cost})
             front = sorted((p for p in points if p["pareto"]), key=lambda p: p["cost"])
             fronts.append({"axis": cost_label, "rows": [
                 f"{p['label']}: {report_trust.METRIC_NAMES[metric]} {fmt_score(p['accuracy'])} at "

@@ -41,6 +41,15 @@ SUMMARY_FIGURES = {
     "train_time_s": "min",
     "total_time_s": "min",
     "train_examples_per_s": "max",
+    # the serving measurement (record.Serving) and energy per run
+    "latency_p50_ms": "min",
+    "latency_p95_ms": "min",
+    "serve_throughput_per_s": "max",
+    "serve_memory_mb": "min",
+    "ship_total_bytes": "min",
+    "ship_specific_bytes": "min",
+    "merged_latency_p50_ms": "min",
+    "energy_kwh": "min",
 }
 
 # Cost axes of the accuracy-against-cost charts (the Pareto front is taken on each).
@@ -48,7 +57,10 @@ COST_AXES = {
     "trainable_params": "trainable parameters",
     "train_time_s": "train time (s)",
     "memory_mb": "peak memory (MB)",
+    "latency_p50_ms": "serving latency p50 per text (ms)",
+    "ship_total_bytes": "bytes to ship (from nothing)",
 }
+SERVING_AXES = ("latency_p50_ms", "ship_total_bytes")  # drawn as "Accuracy against serving cost"
 
 ENV_KEYS = ["python", "torch", "transformers", "peft", "bitsandbytes", "device", "device_name",
             "cpu", "gpu", "threads", "git_commit"]
@@ -87,6 +99,10 @@ VALID_RANGES = {
     "trainable_params": (0, MAX_COUNT), "total_params": (0, MAX_COUNT), "memory_mb": (0, MAX_MB),
     "train_time_s": (0, MAX_SECONDS), "embed_time_s": (0, MAX_SECONDS), "total_time_s": (0, MAX_SECONDS),
     "train_examples_per_s": (0, MAX_RATE),
+    "latency_p50_ms": (0, MAX_SECONDS * 1e3), "latency_p95_ms": (0, MAX_SECONDS * 1e3),
+    "merged_latency_p50_ms": (0, MAX_SECONDS * 1e3), "serve_throughput_per_s": (0, MAX_RATE),
+    "serve_memory_mb": (0, MAX_MB), "ship_total_bytes": (0, MAX_COUNT * 8), "ship_specific_bytes": (0, MAX_COUNT * 8),
+    "energy_kwh": (0, 1e6),
 }
 
 
@@ -172,7 +188,8 @@ def flatten(record: "Record | dict") -> dict[str, Any]:
            "total_params": cost.total_params if cost else None,
            "memory_mb": getattr(cost, memory_key) if cost else None,
            "train_time_s": time_s.get("train"), "total_time_s": time_s.get("total"),
-           "train_examples_per_s": cost.train_examples_per_s if cost else None}
+           "train_examples_per_s": cost.train_examples_per_s if cost else None,
+           **serving_figures(record), "energy_kwh": cost.energy_kwh if cost else None}
     invalid = {**invalid_figures(raw), **invalid_figures({"embed_time_s": time_s.get("embed")})}
     row = {
         "run_id": record.run_id,
@@ -214,6 +231,10 @@ def flatten(record: "Record | dict") -> dict[str, Any]:
         "train_time_s": number(cost.train_seconds() if cost else None),
         "total_time_s": number(dig(cost.time_s, "total") if cost else None),
         "train_examples_per_s": number(cost.train_examples_per_s if cost else None),
+        **{k: number(raw[k]) for k in SERVING_FIGURES},
+        "energy_kwh": number(cost.energy_kwh if cost else None),
+        "energy_estimated": cost.energy_estimated if cost else None,
+        "energy_basis": cost.energy_basis if cost else None,
         "finished_at": record.finished_at,
         **protocol_fields(record),
         "invalid": list(invalid.values()),
@@ -223,6 +244,24 @@ def flatten(record: "Record | dict") -> dict[str, Any]:
     if "embed_time_s" in invalid:
         row["train_time_s"] = math.nan
     return row
+
+
+SERVING_FIGURES = ("latency_p50_ms", "latency_p95_ms", "serve_throughput_per_s", "serve_memory_mb",
+                   "ship_total_bytes", "ship_specific_bytes", "merged_latency_p50_ms")
+
+
+def serving_figures(record: Record) -> dict[str, Any]:
+    """The serving block's figures a table shows (None where not measured): memory is the GPU
+    allocator's peak on CUDA, else the resident set's growth while serving."""
+    s = record.serving
+    if s is None or not s.measured:
+        return dict.fromkeys(SERVING_FIGURES)
+    merged = s.merged if s.merged is not None and s.merged.measured else None
+    return {"latency_p50_ms": s.latency_p50_ms, "latency_p95_ms": s.latency_p95_ms,
+            "serve_throughput_per_s": s.throughput_per_s,
+            "serve_memory_mb": s.peak_gpu_allocated_mb if s.peak_gpu_allocated_mb is not None else s.rss_delta_mb,
+            "ship_total_bytes": s.ship_total_bytes, "ship_specific_bytes": s.ship_specific_bytes,
+            "merged_latency_p50_ms": merged.latency_p50_ms if merged else None}
 
 
 def protocol_fields(record: Record) -> dict[str, Any]:
@@ -373,10 +412,11 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         total = row["total_params_mean"]
         row["trainable_pct"] = 100.0 * row["trainable_params_mean"] / total if total > 0 else math.nan
         row["memory_kind"] = ",".join(sorted({k for k in group["memory_kind"] if isinstance(k, str) and k}))
+        row["energy_estimated"] = bool(group["energy_estimated"].eq(True).any()) if "energy_estimated" in group else False
         rows.append(row)
     columns = GROUP_KEYS + ["n_seeds", "seeds"] + [f"{f}_{s}" for f in SUMMARY_FIGURES for s in ("mean", "std")]
     columns += [f"{f}_ci_{s}" for f in QUALITY for s in ("low", "high", "kind")]
-    table = pd.DataFrame(rows, columns=columns + ["trainable_pct", "memory_kind"])
+    table = pd.DataFrame(rows, columns=columns + ["trainable_pct", "memory_kind", "energy_estimated"])
     # Best first within each dataset (and training-set size), by the dataset's headline figure.
     headline = headline_metrics(runs)
     table["headline"] = [headline.get(d, "accuracy") for d in table["dataset"]]

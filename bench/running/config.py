@@ -60,9 +60,11 @@ class RunSpec:
     holdout_seeds: list[int] | None = None
     # --save-models: keep the trained model under RESULTS/models/RUN_ID (what is kept, not what runs: never in the id)
     save_models: bool = False
+    # the serving measurement's batch (--param serve_batch=N); None: its default (bench/engine/serving.py)
+    serve_batch: int | None = None
 
     # fields added after records existed: left out of the id while unset, so earlier ids stay valid
-    LATER_FIELDS = ("split", "max_rows", "train_size", "holdout_seeds")
+    LATER_FIELDS = ("split", "max_rows", "train_size", "holdout_seeds", "serve_batch")
     # what of `comparison` makes a run another run: a comparison's default-parameter test run is not
     # a plain `bench run` run, nor its tuned one when the best parameters are the defaults
     COMPARISON_IDENTITY = ("name", "role", "variant")

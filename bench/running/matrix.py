@@ -106,6 +106,9 @@ def describe(o: Outcome) -> str:
     total, rss = c.time_s.get("total"), c.peak_rss_mb
     cost = (f"{total:.0f} s, " if isinstance(total, (int, float)) else "") + (
         f"peak RSS {rss:.0f} MB, " if rss is not None else "") + f"trainable {c.trainable_params or 0:,}"
+    served = rec.serving
+    if served is not None and served.measured and isinstance(served.latency_p50_ms, (int, float)):
+        cost += f", serving p50 {served.latency_p50_ms:.1f} ms"
     if rec.random_weights:
         return f"ok  random weights: time and memory only, {cost}"
     before = f" (untrained {rec.baseline.accuracy:.3f})" if rec.baseline and rec.baseline.accuracy is not None else ""

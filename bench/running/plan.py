@@ -3,6 +3,7 @@ loads: strategies, models, parameters, data, columns and split sizes."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from bench.core.errors import BenchError, echoed
@@ -99,6 +100,8 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
     if unknown:
         raise BenchError(f"models/params given for strategies not in this run: {unknown}; "
                          "add them to --strategies or drop those settings")
+    serve_batches = {s.name: serve_batch_for(exp, s.name) for s in strategies}
+    exp = dataclasses.replace(exp, params=without_harness_params(exp.params))
     shared = set(exp.params.get("*", {}))
     nowhere = sorted(shared - {f for s in strategies for f in s.Params.__dataclass_fields__})
     if nowhere:
@@ -115,7 +118,7 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
     specs = []
     resolved_models = {}
     for strat in strategies:
-        model_name = exp.models.get(strat.name) or exp.model or strat.default_model
+        model_name = model_for(exp, strat)
         if model_name not in resolved_models:
             resolved_models[model_name] = resolve_model(model_name)
         overrides = dict(strat.gpu_defaults) if device.startswith("cuda") else {}
@@ -131,8 +134,50 @@ def plan(exp: Experiment, check_data: bool = True) -> list[RunSpec]:
                 specs.append(RunSpec(strat.name, model_name, exp.dataset, options.to_dict(), per_class,
                                      exp.test_from, seed, params, device, exp.precision,
                                      split="" if split.mode == "per-class" else split.text(),
-                                     max_rows=exp.max_rows, train_size=size, save_models=exp.save_models))
+                                     max_rows=exp.max_rows, train_size=size, save_models=exp.save_models,
+                                     serve_batch=serve_batches[strat.name]))
     return specs
+
+
+# parameters of the harness, not of a strategy: `--param serve_batch=8` (every strategy) or
+# `--param lora.serve_batch=8` (one), read here and kept out of the strategies' Params
+HARNESS_PARAMS = ("serve_batch",)
+
+
+def without_harness_params(params: dict[str, dict]) -> dict[str, dict]:
+    return {strat: {k: v for k, v in values.items() if k not in HARNESS_PARAMS} for strat, values in params.items()}
+
+
+def serve_batch_for(exp: Experiment, strategy: str) -> int | None:
+    """The serving measurement's batch for `strategy`, checked: None where it is the default (so a
+    run's id changes only when another batch is asked for)."""
+    from bench.core.params import allowed, check_bounds, coerce_value
+    from bench.engine.serving import SERVE_BATCH, ServeParams
+
+    given = exp.params.get(strategy, {}).get("serve_batch", exp.params.get("*", {}).get("serve_batch"))
+    if given is None:
+        return None
+    f = ServeParams.__dataclass_fields__["serve_batch"]
+    try:
+        value = coerce_value(given, int)
+    except (ValueError, TypeError, OverflowError):
+        value = None
+    if value is None or not check_bounds(f, value):
+        raise BenchError(f"parameter 'serve_batch' (the serving measurement's batch) must be {allowed(f, int)}, "
+                         f"got {echoed(str(given))}; e.g. --param serve_batch={SERVE_BATCH}")
+    return None if value == SERVE_BATCH else value
+
+
+def model_for(exp: Experiment, strat) -> str:
+    """The model a strategy runs with: its own --model, else the run's, else its default; a strategy
+    that loads no model (tfidf) always its default, and a model named for it alone is refused."""
+    if getattr(strat, "uses_model", True):
+        return exp.models.get(strat.name) or exp.model or strat.default_model
+    given = exp.models.get(strat.name)
+    if given not in (None, strat.default_model):
+        raise BenchError(f"--model {strat.name}={echoed(given)}: {strat.name} loads no pretrained model; "
+                         "drop that setting")
+    return strat.default_model
 
 
 def check_max_length(strategy: str, params: dict, model_name: str, model) -> None:

@@ -25,8 +25,9 @@ def base_record(spec: RunSpec, status: str, error: str | None = None) -> Record:
                   config=spec.to_dict(), train_size=spec.train_size, finished_at=now())
 
 
-def run_record(spec: RunSpec, strategy, ctx, result, started: str) -> Record:
-    """The `ok` record of a run whose strategy returned `result` on `ctx` (bench/engine/context.py)."""
+def run_record(spec: RunSpec, strategy, ctx, result, started: str, energy: dict | None = None) -> Record:
+    """The `ok` record of a run whose strategy returned `result` on `ctx` (bench/engine/context.py);
+    `energy` the energy keys of its cost (bench/engine/energy.py), where measured."""
     import numpy as np
 
     from bench.core.metrics import classification_metrics, collapse_warnings
@@ -51,6 +52,7 @@ def run_record(spec: RunSpec, strategy, ctx, result, started: str) -> Record:
     shared = set(Cost.__dataclass_fields__) - {"strategy", "extra"}
     cost.update({k: v for k, v in result.extra_cost.items() if k in shared})
     cost["strategy"] = {k: v for k, v in result.extra_cost.items() if k not in shared}
+    cost.update(energy or {})
     cost.update(utilization_figures(strategy.flops_kind, ctx.model, cost, spec.device, spec.precision, len(labels)))
     rec = base_record(spec, "ok")
     rec.model, rec.dataset = ModelInfo.from_dict(ctx.model.record()), DatasetInfo.from_dict(data.record())

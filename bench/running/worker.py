@@ -35,6 +35,7 @@ def execute(spec: RunSpec, quiet: bool = False, results_dir: str | None = None) 
     import torch
 
     from bench.engine.context import RunContext
+    from bench.engine.energy import EnergyMeter
     from bench.engine.models import resolve_model
     from bench.engine.trackers import Tracker, cpu_threads
     from strategies import get_strategy
@@ -45,6 +46,8 @@ def execute(spec: RunSpec, quiet: bool = False, results_dir: str | None = None) 
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+    # codecarbon's start (1-2 s of hardware probes) comes before the run's own clock starts
+    meter = EnergyMeter().start()
     started = now()
     on_epoch = None
     if spec.study:
@@ -61,8 +64,10 @@ def execute(spec: RunSpec, quiet: bool = False, results_dir: str | None = None) 
     model = resolve_model(spec.model)
     ctx = RunContext(data, model, spec.seed, spec.device, tracker, spec.eval_split, spec.precision)
     result = strategy.run(ctx, params)
-    rec = run_record(spec, strategy, ctx, result, started)
-    if spec.save_models:
+    energy = meter.stop()
+    rec = run_record(spec, strategy, ctx, result, started, energy)
+    rec.serving = serving_block(result.served, ctx, spec)
+    if spec.save_models:  # after serving, so the model card can say what it costs to serve
         keep_model(rec, result.served, results_dir or ".")
     return rec
 
@@ -75,6 +80,26 @@ def keep_model(rec: Record, served, results_dir) -> None:
     if "error" in rec.saved_model:
         print(f"error: {rec.saved_model['error']}", file=sys.stderr)
         rec.warnings.append(f"model not saved: {rec.saved_model['error']}")
+
+
+def serving_block(served, ctx, spec: RunSpec):
+    """The serving measurement of the trained result, after the record's cost was taken (its time
+    and memory are the serving's own, in the `serving` block, not the run's); test runs only."""
+    from bench.core.record import Serving
+    from bench.engine.serving import SERVE_BATCH, measure
+
+    if spec.eval_split != "test":  # a tuning trial: no reader uses it, and its test runs are measured
+        return Serving(measured=False, reason="not measured: a tuning trial (scored on validation)")
+    block = Serving.from_dict(measure(served, ctx.eval.texts, spec.serve_batch or SERVE_BATCH, spec.device))
+    if block.measured:
+        ctx.tracker.log(f"serving: {fmt_ms(block.latency_p50_ms)} p50 / {fmt_ms(block.latency_p95_ms)} p95 per text, "
+                        f"{block.throughput_per_s or '?'} texts/s at batch {block.serve_batch}"
+                        + (f" ({block.error})" if block.error else ""))
+    return block
+
+
+def fmt_ms(value) -> str:
+    return "?" if value is None else f"{value:.1f} ms"
 
 
 def prepare_data(spec: RunSpec):

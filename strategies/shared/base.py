@@ -77,8 +77,11 @@ class Strategy:
     gpu_defaults: ClassVar[dict[str, Any]] = {}
     # How its FLOPs are counted (bench/engine/flops.py): "forward" (no backbone training: a forward
     # pass per text), "full" (every weight trains: 3x forward), "adapter" (frozen base, small
-    # trainable part: 2x forward + 6 per trainable parameter)
+    # trainable part: 2x forward + 6 per trainable parameter), "none" (no neural network: tfidf)
     flops_kind: ClassVar[str] = "adapter"
+    # False for a strategy that loads no pretrained model (tfidf): it runs at its default_model
+    # ("none") whatever --model says for the others, and a --model given for it alone is an error
+    uses_model: ClassVar[bool] = True
     # Part of a plain `bench run` (no --strategies): the default comparison must fit ~10 CPU minutes
     in_default_run: ClassVar[bool] = False
     # What to try when a run predicts one class for (nearly) every row: said after the record's

@@ -41,10 +41,13 @@ CONFIGS = {  # name -> YAML text of a config file with a wrong type or shape
         f"{n}: &{n} [{','.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi")]) + "\nseeds: *i\n",
     "two-megabytes": "seeds: [0]\n#" + "x" * (2 << 20) + "\n",
     "number-of-50000-digits": "seeds: [" + "9" * 50000 + "]\n",
+    "tfidf-given-a-model": "strategies: [tfidf]\nmodels: {tfidf: minilm}\n",
+    "serve-batch-in-yaml-zero": "strategies: [tfidf]\nparams: {'*': {serve_batch: 0}}\n",
 }
 CONFIG_WORDS = {"seeds-negative": "out of range", "seeds-2-to-70": "out of range", "latin1-comment": "UTF-8",
                 "alias-bomb": "expands to more than", "two-megabytes": "a few lines",
-                "number-of-50000-digits": "too long"}
+                "number-of-50000-digits": "too long", "tfidf-given-a-model": "loads no pretrained model",
+                "serve-batch-in-yaml-zero": "serve_batch"}
 
 DATA_FILES = {  # name -> file content, for --dataset FORMAT:%NAME
     "label-list.jsonl": "".join(f'{{"text": "row {i}", "label": ["a", "b"]}}\n' if i == 3 else
@@ -122,6 +125,12 @@ CASES = [  # (id, args after `bench`, a word the error line must hold)
     ("verbalizers-list", ["run", *ZS, "--param", "zero-shot.verbalizers=[a, b]"], "verbalizers"),
     ("verbalizers-bad-yaml", ["run", *ZS, "--param", "zero-shot.verbalizers={a: b"], "YAML"),
     ("template-no-text", ["run", *ZS, "--param", "zero-shot.template=Classify this."], "{text}"),
+    ("serve-batch-zero", ["run", *FE, "--param", "serve_batch=0"], "serve_batch"),
+    ("serve-batch-words", ["run", *FE, "--param", "serve_batch=many"], "serve_batch"),
+    ("serve-batch-fraction", ["run", *FE, "--param", "serve_batch=2.5"], "serve_batch"),
+    ("serve-batch-huge", ["run", *FE, "--param", "feature-extract.serve_batch=100000"], "<= 4096"),
+    ("tfidf-C-zero", ["run", "--strategies", "tfidf", "--param", "tfidf.C=0"], "'C'"),
+    ("tfidf-ngram-four", ["run", "--strategies", "tfidf", "--param", "tfidf.ngram_max=4"], "ngram_max"),
     ("unknown-param-prefixed", ["run", *LORA, "--param", "lora.rank=4"], "unknown parameter"),
     ("unknown-param-unprefixed", ["run", *FE, "--param", "nosuch=1"], "nosuch"),
     ("param-of-absent-strategy", ["run", *FE, "--param", "lora.r=4"], "not in this run"),
@@ -264,7 +273,7 @@ def test_bad_input_and_the_plan_import_no_torch(tmp_path):
         f"for argv in {[with_results(args, tmp_path / 'r') + ['--device', 'cpu'] for _, args, _ in cases]!r}:",
         "    assert cli.main(argv) == 2, argv",
         "specs = plan(Experiment(per_class='5,2,5', device='cpu'))  # every default strategy, data checked",
-        "assert len(specs) == 5",
+        "assert len(specs) == 6",  # zero-shot, feature-extract, full-ft, lora, qlora, tfidf
         "print(sorted(m for m in ('torch', 'transformers', 'peft', 'bitsandbytes') if m in sys.modules))",
     ])
     out = subprocess.run([sys.executable, "-c", script], env=env(), capture_output=True, text=True, timeout=300)

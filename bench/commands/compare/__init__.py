@@ -38,7 +38,8 @@ strategies statistically tied with the best tuned one and the cheapest of them b
 # sized for a 2-core CPU: three minutes of each strategy's own trial time gives the slowest default-run
 # strategies (qlora, lora) two trials, trial 0 and one searched point, and the fast ones many more
 DEFAULT_BUDGET = "time:3m"
-PREFER = {"train-time": "train time", "memory": "peak memory", "params": "trainable parameters"}
+PREFER = {"train-time": "train time", "memory": "peak memory", "params": "trainable parameters",
+          "latency": "serving latency (p50, one text)"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -45,12 +45,12 @@ def test_the_report_leg_renders_copies_of_real_records_and_prints_time_and_size(
     assert cli.main(["perf", "--legs", "report", "--report-records", "120", "--report-from", str(source),
                      "--output", str(out), "--keep"]) == 0
     leg = json.loads(out.read_text())["legs"][0]
-    # two seeds: 5 strategies x default/tuned x 2 = 20 test runs; 100 trials
-    assert (leg["records"], leg["tests"], leg["trials"]) == (120, 20, 100)
+    # two seeds: the default run's 6 strategies x default/tuned x 2 = 24 test runs; 96 trials
+    assert (leg["records"], leg["tests"], leg["trials"]) == (120, 24, 96)
     records = list(iter_records(leg["records_dir"]))
     assert len(records) == 120 and len({r.run_id for r in records}) == 120 and all(not r.odd for r in records)
     assert {r.status for r in records} == {"ok", "pruned", "failed"}
     html = open(leg["page"]).read()
     assert "Comparison: each strategy at its best" in html and leg["page_mb"] > 0
-    assert "render 120 records (100 trials)" in capsys.readouterr().out
+    assert "render 120 records (96 trials)" in capsys.readouterr().out
     shutil.rmtree(Path(leg["records_dir"]).parent)  # the leg's folder, kept by --keep to be read here

@@ -103,7 +103,14 @@ def test_every_cost_key_the_tracker_and_flops_write_is_declared():
     from bench.engine.flops import utilization_figures
     from bench.engine.trackers import Tracker
 
+    from types import SimpleNamespace
+
+    from bench.engine.energy import EnergyMeter, figures
+
     written = set(Tracker().cost()) | set(utilization_figures("forward", "/nonexistent", {}, "cpu"))
+    written |= set(utilization_figures("none", "/nonexistent", {}, "cpu")) | set(EnergyMeter().stop())
+    parts = SimpleNamespace(duration=1.0, cpu_energy=1e-6, gpu_energy=0.0, ram_energy=1e-6)
+    written |= set(figures(parts, {"cpu": ("RAPL", False), "ram": ("estimated", True)}, 1.0))
     assert written <= set(Cost.__dataclass_fields__)
 
 

@@ -246,3 +246,11 @@ def test_a_model_folders_shape_is_counted_once_and_kept(tiny_bert, tmp_path, mon
     assert flops.saved_model_shape(str(tiny_bert), 5) == shape  # read back, no modeling code imported
     with pytest.raises(AssertionError, match="counted again"):  # another head is another count
         flops.saved_model_shape(str(tiny_bert), 3)
+
+
+def test_a_strategy_without_a_network_has_no_flops_or_mfu_not_zeros():
+    out = flops.utilization_figures("none", "/nonexistent", {"trainable_params": 10, "total_params": 10,
+                                                             "counters": {"train_examples": 5}}, "cpu")
+    assert out["flops_kind"] == "none" and "do not apply" in out["peak_flops_basis"]
+    assert all(out[k] is None for k in ("flops_per_train_token", "flops_per_eval_token", "train_mfu", "eval_mfu",
+                                        "peak_flops", "n_nonembedding_params"))

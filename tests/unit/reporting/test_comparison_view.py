@@ -80,6 +80,15 @@ def test_the_preference_stored_with_the_comparison_picks_the_cost():
     assert view["answer"].endswith("the cheapest of them by peak memory is alpha (400 MB).")
 
 
+def test_prefer_latency_names_the_tied_strategy_fastest_to_serve():
+    records = records_for(UNCHANGED)
+    for rec in records:
+        rec["comparison"]["prefer"] = "latency"
+        rec["serving"] = {"measured": True, "latency_p50_ms": 3.0 if rec["strategy"] == "alpha" else 40.0}
+    view = view_of(records)
+    assert view["answer"].endswith("the cheapest of them by serving latency (p50, one text) is alpha (3.0 ms).")
+
+
 def test_budget_use_trial_states_and_validation_spread():
     row = rows_by_strategy(view_of(records_for(CHANGED)))["alpha"]
     # five trials: complete, pruned, complete, failed use budget (20 s each); the cancelled one does not

@@ -43,7 +43,7 @@ def test_all_strategies_reads_the_registry():
     assert exp.strategies == ["all"] and exp.seeds == [0]
     specs = plan(exp, check_data=False)
     assert [s.strategy for s in specs] == list(REGISTRY)
-    assert {s.model for s in specs} <= {"minilm", "smollm2"}  # every one at its default model
+    assert {s.model for s in specs} <= {"minilm", "smollm2", "none"}  # every one at its default model (tfidf: none)
 
 
 def test_all_expands_in_registry_order_and_names_each_strategy_once():

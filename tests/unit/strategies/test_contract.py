@@ -13,7 +13,7 @@ from bench.engine.models import resolve_model
 from strategies import REGISTRY, default_run, strategy_class
 from strategies.shared.base import Strategy
 
-FLOPS_KINDS = ("forward", "full", "adapter")  # how bench/engine/flops.py counts a strategy's work
+FLOPS_KINDS = ("forward", "full", "adapter", "none")  # how bench/engine/flops.py counts a strategy's work
 
 
 @pytest.fixture(scope="module", autouse=True)
