@@ -171,7 +171,11 @@ def attach_adapter(model, folder: Path, manifest: dict):
     if manifest.get("left_pad_prompt"):
         model.register_forward_pre_hook(left_pad_prompted_rows, with_kwargs=True)
         logging.getLogger("transformers.modeling_layers").addFilter(not_the_inputs_embeds_notice)
-    with peft_calls():
+    with peft_calls(), warnings.catch_warnings():
+        # AdaLoRA keeps its rank pattern by parameter name (`...q_proj.lora_E`), which peft's generic
+        # key check compares with module names and calls unmatched; AdaLoRA's own loader applies it
+        # (the reloaded adapter predicts as the trained one: tests/unit/strategies/test_served.py)
+        warnings.filterwarnings("ignore", message=r"The following rank_pattern keys did not match")
         peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
     if peft_model.peft_config["default"].peft_type == PeftType.PREFIX_TUNING:
         prefix_tuning_through_cache(peft_model)
