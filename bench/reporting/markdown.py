@@ -22,7 +22,8 @@ from bench.core.record import Record
 from bench.core.records import iter_records
 from bench.core.secrets import mask_secrets
 from bench.reporting import report, report_trust, summary
-from bench.reporting.formats import fmt_mb, fmt_mean_std, fmt_params, fmt_score, fmt_seconds, missing
+from bench.reporting.formats import (fmt_bytes, fmt_mb, fmt_mean_std, fmt_ms, fmt_params, fmt_score, fmt_seconds,
+                                     missing)
 
 
 def markdown_report(results_dir: str | Path) -> str:
@@ -103,7 +104,8 @@ def table_lines(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     headers = ["strategy", "model"] + [h for key, h in (("dataset", "dataset"), ("train_size", "train size"),
                                                         ("variant", "variant"), ("seeds", "seeds")) if several[key]]
     headers += ["test accuracy [95% CI]", "balanced accuracy", "untrained", "trainable params",
-                f"peak memory ({', '.join(kinds) or 'headline figure'})", "run time"]
+                f"peak memory ({', '.join(kinds) or 'headline figure'})", "run time",
+                "serving p50 per text", "bytes to ship"]
     untrained = untrained_accuracy(runs)
     rows = []
     for _, row in table.iterrows():
@@ -115,7 +117,9 @@ def table_lines(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
                   figure(untrained.get(tuple(row[k] for k in summary.GROUP_KEYS)), fmt_score),
                   fmt_params(row["trainable_params_mean"], row["trainable_pct"]),
                   fmt_mean_std(row["memory_mb_mean"], row["memory_mb_std"], fmt_mb),
-                  fmt_mean_std(row["total_time_s_mean"], row["total_time_s_std"], fmt_seconds)]
+                  fmt_mean_std(row["total_time_s_mean"], row["total_time_s_std"], fmt_seconds),
+                  fmt_mean_std(row["latency_p50_ms_mean"], row["latency_p50_ms_std"], fmt_ms),
+                  fmt_mean_std(row["ship_total_bytes_mean"], row["ship_total_bytes_std"], fmt_bytes)]
         rows.append(cells)
     return [markdown_row(headers), markdown_row(["---"] * len(headers))] + [markdown_row(r) for r in rows]
 
@@ -152,7 +156,9 @@ def notes(table: pd.DataFrame, runs: pd.DataFrame) -> str:
         text.append("The test split is imbalanced, so strategies are ranked by balanced accuracy.")
     text.append("Untrained: the run's own starting point before training (instruct-ft's is zero-shot on its "
                 "prompt); trainable params: what the optimizer updated (% of all); run time: the whole run "
-                "(loading, the untrained baseline, training, evaluation).")
+                "(loading, the untrained baseline, training, evaluation); serving: one text at a time, after "
+                "training, as deployed (the LoRA family unmerged); bytes to ship: everything needed to serve "
+                "from nothing, the frozen base counted.")
     if runs["random_weights"].fillna(False).astype(bool).any():
         text.append("Runs on random weights (random:NAME) measure time and memory only; their accuracy is left out.")
     return " ".join(text)

@@ -45,7 +45,7 @@ def test_figures_over_seeds_with_their_intervals():
     rows = rows_of(text)
     assert list(rows) == ["full-ft", "lora", "zero-shot"]  # best first, as the report orders them
     assert header_of(text)[2:] == ["test accuracy [95% CI]", "balanced accuracy", "untrained", "trainable params",
-                                   "peak memory (CPU peak RSS)", "run time"]
+                                   "peak memory (CPU peak RSS)", "run time", "serving p50 per text", "bytes to ship"]
     ft = rows["full-ft"]
     # 0.90 and 0.92: mean ± std, and the t-interval over the two seeds clipped to [0, 1]
     assert ft[2] == "0.910 ± 0.014 [0.783, 1.000]"
@@ -53,6 +53,7 @@ def test_figures_over_seeds_with_their_intervals():
     assert ft[6] == "1,460 MB ± 14 MB" and ft[7] == "108 s ± 7.1 s"  # totals 103.5 and 113.5 s
     assert rows["lora"][1] == "smollm2" and rows["lora"][5] == "500.0k (0.37%)"
     assert rows["zero-shot"][4] == "—"  # no untrained point
+    assert ft[8:] == ["—", "—"]  # these records carry no serving block: not measured, never 0
     assert "± is the standard deviation over seeds" in text and "t-interval over 2 seeds" in text
 
 
