@@ -23,6 +23,9 @@ def _isolated_cache(tmp_path_factory):
     old = os.environ.get("FTBENCH_CACHE")
     os.environ["FTBENCH_CACHE"] = cache
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # codecarbon's tracker takes ~2 s to start in every worker run, hundreds of runs in the suite; the
+    # tests of energy turn it back on (tests/unit/engine/test_energy.py, the tfidf run through the CLI)
+    os.environ.setdefault("FTBENCH_ENERGY", "off")
     yield Path(cache)
     if old is None:
         os.environ.pop("FTBENCH_CACHE", None)

@@ -44,7 +44,7 @@ def test_turned_off_or_not_installed_is_null_with_a_reason(monkeypatch):
     monkeypatch.setenv("FTBENCH_ENERGY", "off")
     assert energy.EnergyMeter().start().stop() == {"energy_kwh": None, "energy_estimated": None,
                                                    "energy_basis": "not measured: turned off (FTBENCH_ENERGY=off)"}
-    monkeypatch.delenv("FTBENCH_ENERGY")
+    monkeypatch.delenv("FTBENCH_ENERGY", raising=False)
     monkeypatch.setitem(sys.modules, "codecarbon", None)  # import fails as where it is not installed
     out = energy.EnergyMeter().start().stop()
     assert out["energy_kwh"] is None and "codecarbon is not installed" in out["energy_basis"]
@@ -53,6 +53,7 @@ def test_turned_off_or_not_installed_is_null_with_a_reason(monkeypatch):
 @pytest.mark.skipif(not HAS_CODECARBON, reason="codecarbon is not installed")
 def test_codecarbon_measures_a_span_silently_and_writes_no_file(tmp_path, monkeypatch, capfd, recwarn):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FTBENCH_ENERGY", raising=False)  # the suite turns it off (tests/conftest.py)
     meter = energy.EnergyMeter().start()
     sum(i * i for i in range(2_000_000))
     out = meter.stop()
