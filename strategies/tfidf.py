@@ -4,7 +4,6 @@ transformers it answers whether one is needed at all."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 from bench.core.params import param
 from bench.engine.context import RunContext
 from strategies.shared.base import ShipSize, Strategy, StrategyResult
+from strategies.shared.served import read_manifest, write_manifest
 
 PIPELINE_FILE = "pipeline.joblib"
 
@@ -107,18 +107,21 @@ class TfidfServed:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.pipe, folder / PIPELINE_FILE)
-        (folder / "ftbench-model.json").write_text(json.dumps(
-            {"kind": "tfidf", "format": "joblib", "file": PIPELINE_FILE, "labels": self.labels,
-             "n_classes": self.n_classes, "scikit-learn": sklearn.__version__}, indent=2))
+        write_manifest(folder, "tfidf", Tfidf.name, self.labels, None, file=PIPELINE_FILE,
+                       n_classes=self.n_classes, serialization="joblib", scikit_learn=sklearn.__version__)
         return ShipSize(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()))
 
     @classmethod
     def load(cls, folder: Path) -> "TfidfServed":
         """The saved pipeline again (joblib unpickles: load only folders you wrote)."""
-        import joblib
-
-        meta = json.loads((Path(folder) / "ftbench-model.json").read_text())
-        return cls(joblib.load(Path(folder) / meta["file"]), int(meta["n_classes"]), list(meta["labels"]))
+        return load(Path(folder), read_manifest(folder))
 
     def merged(self) -> str:
         return "tfidf has no adapter to merge: the fitted pipeline is the whole model"
+
+
+def load(folder: Path, manifest: dict, device: str = "cpu") -> TfidfServed:
+    """The loader `load_served` calls for kind `tfidf` (strategies/shared/served.py KINDS); the CPU only."""
+    import joblib
+
+    return TfidfServed(joblib.load(folder / manifest["file"]), int(manifest["n_classes"]), list(manifest["labels"]))

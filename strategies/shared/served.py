@@ -4,7 +4,8 @@ it ships, and `load_served(folder)`, which reads that file and hands the folder 
 
 The kinds (one module each in strategies/shared/): `classifier` (full-ft, bitfit and every peft
 adapter on a sequence classifier), `features` (feature-extract: a frozen encoder and a fitted head),
-`prompted` (zero-shot and instruct-ft: a causal LM, its prompt, label words and calibration), `setfit`.
+`prompted` (zero-shot and instruct-ft: a causal LM, its prompt, label words and calibration), `setfit`;
+and `tfidf`, whose loader is in strategies/tfidf.py.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ KINDS = {
     "features": "strategies.shared.served_features:load",
     "prompted": "strategies.shared.served_prompted:load",
     "setfit": "strategies.shared.served_setfit:load",
+    "tfidf": "strategies.tfidf:load",  # its own module: nothing else serves a scikit-learn pipeline
 }
 
 
@@ -73,6 +75,9 @@ def read_manifest(folder: str | Path) -> dict:
     if not isinstance(data, dict) or data.get("kind") not in KINDS:
         kind = data.get("kind") if isinstance(data, dict) else None
         raise BenchError(f"{path}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    if not isinstance(data.get("format", 0), int):
+        raise BenchError(f"{path}: format {str(data['format'])[:40]!r} is not one ftbench writes; save the model "
+                         "again with --save-models")
     if data.get("format", 0) > FORMAT:
         raise BenchError(f"{path} was written by a newer ftbench (format {data['format']}); upgrade ftbench")
     base = data.get("base_model")

@@ -36,6 +36,9 @@ def saved_results(root: Path) -> Path:
     (root / "a-file").write_text("not a folder")
     (root / "broken").mkdir()
     (root / "broken" / "ftbench-model.json").write_text("{not json")
+    (root / "odd-format").mkdir()
+    (root / "odd-format" / "ftbench-model.json").write_text(json.dumps(
+        {"format": "joblib", "kind": "tfidf", "strategy": "tfidf", "base_model": None, "labels": ["a"]}))
     (root / "full").mkdir()
     (root / "full" / "something").write_text("x")
     (root / "gone-base").mkdir()
@@ -56,6 +59,7 @@ CASES = [  # (id, args after `bench` with % for the test's folder, a word the er
     ("predict-output-unwritable", ["predict", RUN_ID, "--input", "%/texts.csv", "--output", "%/a-file/o.csv"],
      "not writable"),
     ("predict-broken-manifest", ["predict", "%/broken", *PREDICT], "not readable JSON"),
+    ("predict-odd-format", ["predict", "%/odd-format", *PREDICT], "not one ftbench writes"),
     ("predict-base-gone", ["predict", "%/gone-base", *PREDICT], "not on this machine"),
     ("predict-folder-without-model", ["predict", "%/full", *PREDICT], "holds no saved model"),
     ("predict-no-input-flag", ["predict", RUN_ID, "--output", "%/o.csv"], "--input"),

@@ -101,6 +101,7 @@ def test_the_block_round_trips_in_the_record():
 
 
 def test_tfidf_served_predicts_as_its_run_and_ships_its_pipeline(tmp_path):
+    from strategies.shared.served import load_served
     from strategies.tfidf import Tfidf, TfidfServed
     from tests.tiny import context, tiny_task
 
@@ -111,7 +112,8 @@ def test_tfidf_served_predicts_as_its_run_and_ships_its_pipeline(tmp_path):
     assert ids == result.predictions and np.allclose(np.sum(proba, axis=1), 1.0)
     size = result.served.save(tmp_path)
     assert size.base_bytes == 0 and size.specific_bytes == sum(f.stat().st_size for f in tmp_path.iterdir())
-    assert TfidfServed.load(tmp_path).predict(ctx.eval.texts)[0] == ids  # what bench predict would load
+    assert TfidfServed.load(tmp_path).predict(ctx.eval.texts)[0] == ids
+    assert load_served(tmp_path).predict(ctx.eval.texts)[0] == ids  # what bench predict loads
     assert isinstance(result.served.merged(), str)
     out = serving.measure(result.served, ctx.eval.texts)
     assert out["measured"] and out["error"] is None and out["latency_p50_ms"] > 0
