@@ -83,6 +83,10 @@ def load_record(path: str | Path) -> tuple[Record | None, str | None]:
         return None, str(exc)
 
 
+# RESULTS/models/RUN_ID/: the models `bench run --save-models` keeps (config and tokenizer JSON, not records)
+MODELS_DIR = "models"
+
+
 def iter_records(results_dir: str | Path, skipped: list[str] | None = None,
                  warn=None) -> Iterator[Record]:
     """Every usable record under `results_dir` (recursively), oldest first. A file that is not a
@@ -101,7 +105,8 @@ def iter_records(results_dir: str | Path, skipped: list[str] | None = None,
         except OSError:  # gone meanwhile
             continue
     for _, _, p in sorted(files, key=lambda t: (t[0], t[1])):
-        if p.name.startswith(".") or any(part.startswith(".") for part in p.relative_to(root).parts[:-1]):
+        folders = p.relative_to(root).parts[:-1]
+        if p.name.startswith(".") or any(part.startswith(".") for part in folders) or folders[:1] == (MODELS_DIR,):
             continue
         rec, why = load_record(p)
         if why:

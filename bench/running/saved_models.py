@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 from bench.core.record import Record
+from bench.core.records import MODELS_DIR
 
-MODELS = "models"
+MODELS = MODELS_DIR  # the record readers skip it
 CARD = "MODEL_CARD.md"
 
 

@@ -37,3 +37,14 @@ def test_a_run_that_did_not_finish_never_replaces_an_ok_record(tmp_path):
     # a failure with no ok record before it is the record itself
     other = record_path(tmp_path, "def")
     assert write_record(other, {"run_id": "def", "status": "failed", "error": "x"}) == other
+
+
+def test_saved_models_beside_the_records_are_not_read_as_records(tmp_path):
+    write_record(record_path(tmp_path, "abc"), Record(run_id="abc", status="ok"))
+    model = tmp_path / "models" / "abc"  # what --save-models keeps: config and tokenizer JSON
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"architectures": ["BertModel"]}')
+    (model / "ftbench-model.json").write_text('{"kind": "features"}')
+    said: list[str] = []
+    assert [r.run_id for r in iter_records(tmp_path, warn=said.append)] == ["abc"]
+    assert not [line for line in said if "skipped" in line]  # no "not a record" line per model file
