@@ -8,9 +8,9 @@ part with energy in it was modelled. No figure is ever a silent 0: codecarbon mi
 1316) gives a null GPU part and says so.
 
 Its own output stays out of ours: its logger at ERROR, no CSV or other output (`output_methods=[]`), no lock file
-(`allow_multiple_runs`, as parallel workers need); it writes nothing into the working folder. On the
-2-core VM it was written on (codecarbon 3.3.2) it took 1.6-1.7 s to start (its hardware probes; paid
-once per run, before the run's clock) and 0.3 s to stop.
+(`allow_multiple_runs`, as parallel workers need); it writes nothing into the working folder. Its start
+(hardware probes, a second or two) is paid once per run, before the run's clock; the record keeps it
+(`energy.startup_s`).
 """
 
 from __future__ import annotations
