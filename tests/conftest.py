@@ -26,6 +26,10 @@ def _isolated_cache(tmp_path_factory):
     # codecarbon's tracker takes ~2 s to start in every worker run, hundreds of runs in the suite; the
     # tests of energy turn it back on (tests/unit/engine/test_energy.py, the tfidf run through the CLI)
     os.environ.setdefault("FTBENCH_ENERGY", "off")
+    # the serving measurement (50 timed single texts, a throughput pass, a save, a merge) after every test
+    # run of the suite; the tests of serving turn it back on (tests/unit/engine/test_serving.py, the tfidf
+    # run through the CLI, the saved models end to end)
+    os.environ.setdefault("FTBENCH_SERVING", "off")
     yield Path(cache)
     if old is None:
         os.environ.pop("FTBENCH_CACHE", None)

@@ -1,6 +1,7 @@
 """End-to-end with the real shipped models: `bench run --save-models` keeps feature-extract, lora and
-zero-shot; `bench predict` on the run's own test texts gives the record's own predictions; `bench export`
-of lora, loaded with plain transformers in a fresh Python, gives the same labels. Slow (~3 minutes)."""
+zero-shot, with their serving cost measured (the suite's other runs skip it); `bench predict` on the run's own
+test texts gives the record's own predictions; `bench export` of lora, loaded with plain transformers in a
+fresh Python, gives the same labels. Slow (~3 minutes)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,19 @@ pytestmark = pytest.mark.slow
 def test_saved_models_predict_and_export(tmp_path, keep_signals):  # noqa: F811
     results = tmp_path / "r"
     out = run_bench("run", "--strategies", "feature-extract,lora,zero-shot", "--per-class", "8,4,6", "--save-models",
-                    "--results-dir", str(results), "--no-report")
+                    "--results-dir", str(results), "--no-report", env={"FTBENCH_SERVING": "on"})
     assert out.returncode == 0, out.stderr[-3000:]
     recs = {r.strategy: r for r in iter_records(results)}
     assert set(recs) == {"feature-extract", "lora", "zero-shot"} and "model saved" in out.stdout
+    for name, rec in recs.items():  # the real models served: timed, sized, never zeros
+        s = rec.serving
+        assert s.measured and s.error is None and 0 < s.latency_p50_ms <= s.latency_p95_ms, (name, s)
+        assert s.throughput_per_s > 0 and s.ship_total_bytes == s.ship_specific_bytes + s.ship_base_bytes, name
+    # lora merges into its base: one piece to ship, the whole model, no base beside it
+    merged = recs["lora"].serving.merged
+    assert merged is not None and merged.measured and merged.ship_base_bytes == 0, recs["lora"].serving
+    assert merged.ship_total_bytes > 10 * recs["lora"].serving.ship_specific_bytes
+    assert recs["zero-shot"].serving.ship_specific_bytes < recs["lora"].serving.ship_specific_bytes
     texts = prepare_data(RunSpec(**recs["lora"].config)).test.texts  # one split: the same test rows for all
     with open(tmp_path / "texts.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([["text"], *[[t] for t in texts]])

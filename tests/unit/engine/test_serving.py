@@ -16,6 +16,11 @@ from strategies.shared.base import ShipSize
 SLEEP_S = 0.01
 
 
+@pytest.fixture(autouse=True)
+def _serving_on(monkeypatch):
+    monkeypatch.setenv("FTBENCH_SERVING", "on")  # the suite turns it off (tests/conftest.py)
+
+
 class Sleepy:
     """predict sleeps SLEEP_S a call, whatever the batch; save writes 1,000 bytes beside a 5,000-byte base."""
 

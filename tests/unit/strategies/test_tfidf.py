@@ -16,12 +16,12 @@ from bench.running.plan import plan
 from tests.conftest import run_bench
 
 HAS_CODECARBON = importlib.util.find_spec("codecarbon") is not None
-ENERGY_ON = {"FTBENCH_ENERGY": "on"}  # the suite turns it off (tests/conftest.py)
+MEASURED = {"FTBENCH_ENERGY": "on", "FTBENCH_SERVING": "on"}  # the suite turns both off (tests/conftest.py)
 
 
 def test_tfidf_end_to_end_on_bbc_news(tmp_path):
     out = run_bench("run", "--strategies", "tfidf", "--per-class", "8,4,6", "--results-dir", str(tmp_path / "r"),
-                    "-o", str(tmp_path / "index.html"), timeout=120, env=ENERGY_ON)
+                    "-o", str(tmp_path / "index.html"), timeout=120, env=MEASURED)
     assert out.returncode == 0, out.stderr[-3000:]
     (rec,) = list(iter_records(tmp_path / "r"))
     assert rec.status == "ok" and rec.model.name == "none" and rec.metrics.accuracy > 0.5  # 5 classes: chance 0.2
