@@ -15,11 +15,40 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_AG_NEWS = ROOT.parent / "shared" / "data" / "ag_news"
 
 
+def pytest_configure(config):
+    """Under pytest-xdist each worker gets CPUs of its own: the runs a test starts inherit the affinity
+    and size their torch threads by it (bench.engine.trackers.cpu_threads), so two workers on a 2-core
+    machine do not each start two threads and slow each other down."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < count:
+        return
+    index = int(worker.removeprefix("gw"))
+    share = len(cpus) // count
+    mine = set(cpus[index * share:(index + 1) * share])
+    os.sched_setaffinity(0, mine)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(len(mine))
+
+
+def session_cache_folder(tmp_path_factory) -> Path:
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker's base folder sits in the run's own
+        shared = tmp_path_factory.getbasetemp().parent / "ftbench-cache"
+        shared.mkdir(exist_ok=True)
+        return shared
+    return tmp_path_factory.mktemp("ftbench-cache")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Tests share one cache (converted weights, tokens, embeddings) but not the user's. Set
-    FTBENCH_TEST_CACHE to reuse one across sessions (CI keeps the default: a fresh one)."""
-    cache = os.environ.get("FTBENCH_TEST_CACHE") or str(tmp_path_factory.mktemp("ftbench-cache"))
+    FTBENCH_TEST_CACHE to reuse one across sessions (CI keeps the default: a fresh one). Under
+    pytest-xdist the workers share it: entries are built under a temporary name and renamed whole
+    (bench/engine/cache_entries.py), so each model is converted once, not once per worker."""
+    cache = os.environ.get("FTBENCH_TEST_CACHE") or str(session_cache_folder(tmp_path_factory))
     old = os.environ.get("FTBENCH_CACHE")
     os.environ["FTBENCH_CACHE"] = cache
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -15,6 +15,7 @@ on both sides of a split.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -31,11 +32,20 @@ LATER_SPLIT_RULE = "dropped from the later split (validation after train, test a
 EXAMPLES = 3  # conflicts named in the note
 
 
+# Memoised: one process prepares the same dataset's texts again and again (a comparison's trials, the
+# test rows a comparison holds out), and normalising a long text costs far more than hashing it.
+@functools.lru_cache(maxsize=1 << 17)
 def text_key(text: str) -> str:
     """A text as near-duplicates share it; a text of symbols alone keeps its symbols."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     words = re.sub(r"[\W_]+", " ", folded).split()
     return " ".join(words) if words else " ".join(folded.split())
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def spaced(text: str) -> str:
+    """A text with its whitespace collapsed: repeated texts are equal in this form."""
+    return " ".join(text.split())
 
 
 def label_key(label: str) -> str:
@@ -121,7 +131,7 @@ def deduplicate(df: pd.DataFrame, hygiene: Hygiene | None = None) -> pd.DataFram
     """Drop repeated texts (whitespace-normalized), keeping the first: a duplicate split across
     train and test would leak the answer; and rows whose normalised text an earlier row holds under
     another label (the conflict rule). Counts go to `hygiene`."""
-    exact = df["text"].str.split().str.join(" ")
+    exact = df["text"].map(spaced)
     near = df["text"].map(text_key)
     first_label = df.groupby(near, sort=False)["label"].transform("first")
     conflict = df["label"] != first_label

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow  # ~3 min of SmolLM2 on 2 CPU cores
 
 def test_zero_shot_lora_qlora_with_smollm2(tmp_path):
     out = run_bench("run", "--strategies", "zero-shot,lora,qlora", "--dataset", "bbc-news", "--seeds", "0",
-                    "--per-class", "16,4,10", "--param", "epochs=1", "--param", "max_length=64",
+                    "--per-class", "8,4,6", "--param", "epochs=1", "--param", "max_length=64",
                     "--results-dir", str(tmp_path / "r"), "-o", str(tmp_path / "index.html"), timeout=1500)
     assert out.returncode == 0, out.stderr[-3000:]
     recs = {r.strategy: r.to_dict() for r in iter_records(tmp_path / "r")}
