@@ -35,7 +35,7 @@ def pytest_configure(config):
 
 
 def session_cache_folder(tmp_path_factory) -> Path:
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker's base folder sits in the run's own
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers' temporary folders share one parent
         shared = tmp_path_factory.getbasetemp().parent / "ftbench-cache"
         shared.mkdir(exist_ok=True)
         return shared

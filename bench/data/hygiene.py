@@ -33,8 +33,12 @@ EXAMPLES = 3  # conflicts named in the note
 
 
 # Memoised: one process prepares the same dataset's texts again and again (a comparison's trials, the
-# test rows a comparison holds out), and normalising a long text costs far more than hashing it.
-@functools.lru_cache(maxsize=1 << 17)
+# test rows a comparison holds out), and normalising a long text costs far more than hashing it. Bounded:
+# each entry keeps a copy of its text, and a dataset larger than the cache gains nothing from it anyway.
+KEY_CACHE = 1 << 15
+
+
+@functools.lru_cache(maxsize=KEY_CACHE)
 def text_key(text: str) -> str:
     """A text as near-duplicates share it; a text of symbols alone keeps its symbols."""
     folded = unicodedata.normalize("NFKC", text).casefold()
@@ -42,7 +46,7 @@ def text_key(text: str) -> str:
     return " ".join(words) if words else " ".join(folded.split())
 
 
-@functools.lru_cache(maxsize=1 << 17)
+@functools.lru_cache(maxsize=KEY_CACHE)
 def spaced(text: str) -> str:
     """A text with its whitespace collapsed: repeated texts are equal in this form."""
     return " ".join(text.split())
