@@ -4,7 +4,8 @@
 #   peft        lora, vera, prompt-tuning, bitfit at trials:6 on seeds 0,1: the table, tied sets, the answer
 #   time        feature-extract, full-ft, lora at time:5m on seeds 0,1: each study's time against its budget
 #   kill        kill -9 of the parent mid-study, then mid-test-runs: trial and record counts before and after
-#   screenshot  Chromium's screenshot of the peft comparison's report (the answer and the section open the page)
+#   screenshot  Chromium's screenshot of the peft comparison's report (the answer and the section open the page;
+#               SCREENSHOT_OF=$OUT/time shoots the time step's)
 #   report      `bench report` on 1,000 records (800 trials): render time and page size, this checkout and BASE's
 #   default     `bench compare` with no flags (the default run's strategies, the default budget)
 #
@@ -103,12 +104,12 @@ step_kill() {
 }
 
 step_screenshot() {
-  local page="$OUT/peft/index.html"
-  [ -f "$page" ] || { echo "run the peft step first"; return 1; }
+  local page="${SCREENSHOT_OF:-$OUT/peft}/index.html"  # SCREENSHOT_OF=$OUT/time for the time step's report
+  [ -f "$page" ] || { echo "no report at $page: run its step first"; return 1; }
   chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
     --disable-component-update --disable-sync --user-data-dir="$OUT/chromium-profile" --hide-scrollbars \
     --window-size=1400,2600 --screenshot="$OUT/comparison.png" "file://$page"
-  echo "screenshot: $OUT/comparison.png"
+  echo "screenshot of $page: $OUT/comparison.png"
 }
 
 step_report() {
