@@ -92,6 +92,7 @@ def no_bias_error(model_name: str) -> BenchError:
 
 class BitFit(TrainedStrategy):
     name = "bitfit"
+    uses_bitsandbytes = False
     description = "only the bias terms and the classification head train (BitFit)"
     default_model = "minilm"
     flops_kind = "adapter"

@@ -39,6 +39,7 @@ class FeatureExtractParams:
 
 class FeatureExtract(Strategy):
     name = "feature-extract"
+    uses_bitsandbytes = False
     description = "frozen backbone; pooled embeddings cached once; logistic-regression or MLP head"
     default_model = "minilm"
     flops_kind = "forward"

@@ -23,6 +23,7 @@ class FullFTParams(TrainParams):
 
 class FullFineTune(TrainedStrategy):
     name = "full-ft"
+    uses_bitsandbytes = False
     description = "every weight of a small model trained with a classification head"
     default_model = "minilm"
     flops_kind = "full"

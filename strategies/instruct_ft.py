@@ -39,6 +39,7 @@ class InstructFTParams(LoRAParams, PromptParams):
 
 class InstructFineTune(Strategy):
     name = "instruct-ft"
+    uses_bitsandbytes = False
     description = "a causal LM fine-tuned (LoRA) to write the label after zero-shot's prompt; labels scored as zero-shot"
     default_model = "smollm2"
     flops_kind = "adapter"

@@ -42,6 +42,7 @@ class SetFitParams:
 
 class SetFit(Strategy):
     name = "setfit"
+    uses_bitsandbytes = False
     description = "SetFit: contrastive fine-tuning of a sentence encoder on pairs, then a logistic-regression head"
     default_model = "minilm"
     flops_kind = "full"

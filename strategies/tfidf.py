@@ -28,6 +28,7 @@ class TfidfParams:
 
 class Tfidf(Strategy):
     name = "tfidf"
+    uses_bitsandbytes = False
     description = "classical floor: TF-IDF word 1-2 grams + logistic regression (scikit-learn), no pretrained model"
     default_model = "none"
     uses_model = False

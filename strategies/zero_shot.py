@@ -63,6 +63,7 @@ class ZeroShotParams(PromptParams):
 
 class ZeroShot(Strategy):
     name = "zero-shot"
+    uses_bitsandbytes = False
     description = "a causal LM scores each label's continuation after a prompt; optional k-shot and calibration"
     default_model = "smollm2"
     flops_kind = "forward"

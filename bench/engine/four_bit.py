@@ -20,6 +20,7 @@ nn/modules.py, autograd/_functions.py):
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 
 KERNEL_NOTICE_LOGGER = "bitsandbytes.backends.cpu.ops"
@@ -55,6 +56,17 @@ def import_bitsandbytes():
         except ImportError:
             return None
     return bitsandbytes
+
+
+def hide_bitsandbytes() -> bool:
+    """Make bitsandbytes look uninstalled to this process, for a run that quantizes nothing: peft and
+    transformers import it wherever `importlib.util.find_spec` finds it, and that import (torch's
+    compiler, through bitsandbytes' CPU ops) is seconds of every adapter run's start-up. A None entry
+    in sys.modules is Python's own "not importable": `import` raises ModuleNotFoundError and find_spec
+    returns None, so both libraries take their no-bitsandbytes path. Where something imported it
+    already, nothing changes; returns whether it is hidden."""
+    sys.modules.setdefault("bitsandbytes", None)
+    return sys.modules["bitsandbytes"] is None
 
 
 def keep_4bit_layers_trainable(model) -> int:

@@ -58,6 +58,10 @@ def execute(spec: RunSpec, quiet: bool = False, results_dir: str | None = None) 
     _RUN["tracker"] = tracker
     load_plugins()  # $FTBENCH_PLUGINS: strategies and datasets registered from outside
     strategy = get_strategy(spec.strategy)
+    if not strategy.uses_bitsandbytes:
+        from bench.engine.four_bit import hide_bitsandbytes
+
+        hide_bitsandbytes()
     params = strategy.Params(**spec.params)
     with tracker.phase("prepare"):
         data = prepare_data(spec)

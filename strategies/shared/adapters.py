@@ -117,6 +117,10 @@ class AdapterStrategy(TrainedStrategy):
     flops_kind = "adapter"
     base: ClassVar[str] = "full"  # which frozen base to load: a key of bases.BASES
 
+    @property
+    def uses_bitsandbytes(self) -> bool:  # type: ignore[override]  # only a quantized base does
+        return self.base != "full"
+
     def check(self, params: Any, model: Any) -> None:
         if self.base != "full":
             require_bitsandbytes(self.name, self.base)

@@ -84,6 +84,10 @@ class Strategy:
     uses_model: ClassVar[bool] = True
     # Part of a plain `bench run` (no --strategies): the default comparison must fit ~10 CPU minutes
     in_default_run: ClassVar[bool] = False
+    # False for a strategy that never quantizes: its worker hides bitsandbytes (bench/engine/four_bit.py),
+    # which peft and transformers otherwise import wherever it is installed. True by default, so a plugin
+    # that quantizes works without knowing about it
+    uses_bitsandbytes: ClassVar[bool] = True
     # What to try when a run predicts one class for (nearly) every row: said after the record's
     # collapse warning (bench/core/metrics.collapse_warnings)
     collapse_advice: ClassVar[str | None] = None

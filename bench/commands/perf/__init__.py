@@ -26,7 +26,8 @@ temporary results folder (never skipped: --force semantics) with a fresh cache f
 embeddings cold; converted model weights reused from FTBENCH_CACHE/models). Both sides train class
 weights on (the seed does; with per-class sampling the weights are uniform) and compute in fp32 unless
 the device does bf16 natively. Wall times are whole processes: interpreter start, imports, model
-load, training, evaluation. The ratio is suite / hand-written (below 1: the suite is faster).
+load, training, evaluation; the full-ft and lora legs' suite side skips the serving measurement
+(FTBENCH_SERVING=off), which the hand-written script does not do. The ratio is suite / hand-written (below 1: the suite is faster).
 
 Each leg is one module of this package and one line in LEGS (a `Leg`: bench/commands/perf/harness.py).
 

@@ -133,18 +133,24 @@ def handwritten_precision(spec) -> list[str]:
             *(["--bf16"] if bf16 else [])]
 
 
-def run_suite(spec, ws: Workspace, cache_name: str, results_name: str, verbose: bool) -> dict[str, Any]:
-    """One suite run in its worker process (bench.running.runner.run_one), timed from outside."""
+def run_suite(spec, ws: Workspace, cache_name: str, results_name: str, verbose: bool,
+              serving: bool = True) -> dict[str, Any]:
+    """One suite run in its worker process (bench.running.runner.run_one), timed from outside.
+    `serving=False` skips the serving measurement (FTBENCH_SERVING=off), for a side timed against a
+    hand-written script that measures no serving."""
     from bench.running.runner import run_one
 
     quiet_env = {} if verbose else {"TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore"}
+    if not serving:
+        quiet_env["FTBENCH_SERVING"] = "off"
     cpu = _children_cpu_s()
     with env_vars(FTBENCH_CACHE=ws.cache(cache_name), **quiet_env):
         outcome = run_one(spec, ws.results(results_name), quiet=not verbose)
     cpu = _children_cpu_s() - cpu
     rec = outcome.record
     out: dict[str, Any] = {"side": "suite", "wall_s": round(outcome.seconds, 2), "cpu_s": round(cpu, 2),
-                           "status": outcome.status, "run_id": spec.run_id, "params": spec.params}
+                           "status": outcome.status, "run_id": spec.run_id, "params": spec.params,
+                           "serving_measured": serving}
     if outcome.status != "ok" or rec is None or rec.cost is None or rec.metrics is None:
         out["error"] = rec.error if rec is not None else None
         return out

@@ -43,7 +43,9 @@ def run_trainer_leg(strategy: str, args, ws: Workspace) -> dict[str, Any]:
             targets = targets.split(",")
         argv += ["--lora-r", str(p["r"]), "--lora-alpha", str(p["alpha"]), "--lora-dropout", str(p["dropout"]),
                  "--lora-targets", ",".join(targets)]
-    suite, hand = compare(lambda r: run_suite(spec, ws, f"{strategy}-{r}", f"{strategy}-{r}", args.verbose),
+    # the script measures no serving, so neither does this side: the same job on both
+    suite, hand = compare(lambda r: run_suite(spec, ws, f"{strategy}-{r}", f"{strategy}-{r}", args.verbose,
+                                              serving=False),
                           lambda r: run_script("handwritten_trainer.py", argv, args.verbose), args.repeats)
     return {"leg": strategy, "model": spec.model, "device": spec.device, "precision": spec.precision,
             "random_weights": ref.random_weights, "params": p, "suite": suite, "handwritten": hand,

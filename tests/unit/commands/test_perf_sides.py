@@ -62,3 +62,29 @@ def test_handwritten_trainer_trains_a_bf16_checkpoint_with_class_weights(tmp_pat
     assert out.returncode == 0, out.stderr[-1500:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["device"] == "cpu" and result["dtype"] == "auto" and result["n_train"] > 0
+
+
+def test_a_trainer_legs_suite_side_runs_without_the_serving_measurement(tmp_path, monkeypatch):
+    """The hand-written script measures no serving, so the suite's side of a full-ft or lora leg skips it
+    (FTBENCH_SERVING=off for that run only); the default-run leg keeps it, as `bench run` does."""
+    import os
+
+    import bench.running.runner as runner
+    from bench.commands.perf.harness import Workspace, run_suite
+
+    seen = []
+
+    def fake_run_one(spec, results_dir, quiet=False):
+        seen.append(os.environ.get("FTBENCH_SERVING"))
+        return runner.Outcome(spec, "failed", None, 0.1)
+
+    monkeypatch.setattr(runner, "run_one", fake_run_one)
+    monkeypatch.delenv("FTBENCH_SERVING", raising=False)
+    ws = Workspace(keep=False)
+    try:
+        spec = type("Spec", (), {"run_id": "x", "params": {}})()
+        assert run_suite(spec, ws, "c", "r", False, serving=False)["serving_measured"] is False
+        assert run_suite(spec, ws, "c", "r", False)["serving_measured"] is True
+    finally:
+        ws.close()
+    assert seen == ["off", None] and "FTBENCH_SERVING" not in os.environ

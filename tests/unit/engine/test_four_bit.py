@@ -152,6 +152,42 @@ def test_every_worker_drops_the_kernel_notice_whatever_imports_bitsandbytes_firs
     assert "gemm_4bit" not in result.stderr, result.stderr
 
 
+def test_hidden_bitsandbytes_reads_as_uninstalled_and_lora_still_trains():
+    """What a worker of a strategy that quantizes nothing does first: peft and transformers then take
+    their no-bitsandbytes path (it is never imported), and a LoRA adapter is placed and trains."""
+    code = """
+import sys
+from bench.engine.four_bit import hide_bitsandbytes, import_bitsandbytes
+assert hide_bitsandbytes()
+import torch
+from peft import LoraConfig, get_peft_model
+from peft.import_utils import is_bnb_available
+from transformers.utils import is_bitsandbytes_available
+assert not is_bnb_available() and not is_bitsandbytes_available() and import_bitsandbytes() is None
+assert sys.modules["bitsandbytes"] is None
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q = torch.nn.Linear(8, 8)
+    def forward(self, x):
+        return self.q(x)
+
+model = get_peft_model(Tiny(), LoraConfig(r=2, target_modules=["q"], init_lora_weights=False))
+before = model.base_model.model.q.lora_A["default"].weight.detach().clone()
+model(torch.randn(4, 8)).pow(2).sum().backward()
+torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1).step()
+assert not torch.equal(before, model.base_model.model.q.lora_A["default"].weight)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    # once imported, it stays: hiding never breaks a process that already uses it
+    result = subprocess.run([sys.executable, "-c", "import bitsandbytes, sys\nfrom bench.engine.four_bit import "
+                             "hide_bitsandbytes\nassert not hide_bitsandbytes() and sys.modules['bitsandbytes']"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_checkpointing_keeps_the_4bit_outputs_and_the_gradients_stay_bit_for_bit(task, tiny_llama):
     """qlora's selective checkpointing: the backward pass no longer runs the 4-bit matmuls again
     (one de-quantization fewer per layer and step), and every gradient is that of recomputing all."""

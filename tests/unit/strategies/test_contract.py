@@ -57,3 +57,11 @@ def test_the_search_space_suggests_only_its_own_fields_within_their_bounds(name)
 def test_the_default_run_is_the_classes_that_say_so():
     assert default_run() == [n for n in REGISTRY if strategy_class(n).in_default_run]
     assert default_run(), "a plain `bench run` needs at least one strategy"
+
+
+def test_only_the_quantizing_strategies_keep_bitsandbytes_in_their_workers():
+    """The worker hides bitsandbytes from every other strategy (bench/engine/four_bit.hide_bitsandbytes):
+    one that quantized without saying so would find it missing."""
+    keeps = {n for n in REGISTRY if strategy_class(n)().uses_bitsandbytes}
+    assert keeps == {"qlora", "lora-8bit"}
+    assert Strategy.uses_bitsandbytes, "a plugin that quantizes must work without declaring anything"
