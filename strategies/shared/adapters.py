@@ -122,7 +122,7 @@ class AdapterStrategy(TrainedStrategy):
         return self.base != "full"
 
     def check(self, params: Any, model: Any) -> None:
-        if self.base != "full":
+        if self.uses_bitsandbytes:
             require_bitsandbytes(self.name, self.base)
 
     def peft_config(self, ctx: RunContext, p, model):

@@ -27,7 +27,8 @@ embeddings cold; converted model weights reused from FTBENCH_CACHE/models). Both
 weights on (the seed does; with per-class sampling the weights are uniform) and compute in fp32 unless
 the device does bf16 natively. Wall times are whole processes: interpreter start, imports, model
 load, training, evaluation; the full-ft and lora legs' suite side skips the serving measurement
-(FTBENCH_SERVING=off), which the hand-written script does not do. The ratio is suite / hand-written (below 1: the suite is faster).
+(FTBENCH_SERVING=off), which the hand-written script does not do. The ratio is suite / hand-written
+(below 1: the suite is faster).
 
 Each leg is one module of this package and one line in LEGS (a `Leg`: bench/commands/perf/harness.py).
 

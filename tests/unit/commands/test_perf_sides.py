@@ -64,7 +64,7 @@ def test_handwritten_trainer_trains_a_bf16_checkpoint_with_class_weights(tmp_pat
     assert result["device"] == "cpu" and result["dtype"] == "auto" and result["n_train"] > 0
 
 
-def test_a_trainer_legs_suite_side_runs_without_the_serving_measurement(tmp_path, monkeypatch):
+def test_a_trainer_legs_suite_side_runs_without_the_serving_measurement(monkeypatch):
     """The hand-written script measures no serving, so the suite's side of a full-ft or lora leg skips it
     (FTBENCH_SERVING=off for that run only); the default-run leg keeps it, as `bench run` does."""
     import os
