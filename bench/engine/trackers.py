@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from tqdm.auto import tqdm
@@ -28,6 +29,17 @@ def peak_rss_mb() -> float | None:
 
     scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
+def reset_peak_rss() -> bool:
+    """Start this process's VmHWM afresh at its current resident set (writing 5 to
+    /proc/self/clear_refs), so the peak is the run's and not its imports' transient allocations,
+    in a fresh worker as in one forked from the preloaded server; False where the kernel refuses."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def gpu_peaks_mb() -> tuple[float | None, float | None]:

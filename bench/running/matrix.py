@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.core.errors import Stopped
 from bench.core.records import attempt_path, is_done, read_record, record_path
+from bench.running import preloaded
 from bench.running.claims import Claim
 from bench.running.config import RunSpec
 from bench.running.runner import SAMPLE_S, Outcome, ResultsUnwritable
@@ -62,6 +63,7 @@ def run_matrix(launcher, specs: list[RunSpec], results_dir: str | Path, force: b
             for done, outcome in launcher.finished(list(running), timeout=SAMPLE_S):
                 settle(done, outcome)
 
+    preloaded.expect(sum(preloaded.suits(s) for s in specs if force or not is_done(results_dir, s.run_id)))
     try:
         for i, spec in enumerate(specs, 1):
             head = f"[{i}/{len(specs)}] {spec.label()}"

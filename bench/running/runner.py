@@ -21,6 +21,7 @@ from pathlib import Path
 import bench
 from bench.running.config import RunSpec
 from bench.core.errors import BenchError, Stopped, signal_words
+from bench.running import preloaded
 from bench.running.memwatch import MemoryWatch
 from bench.core.record import Record
 from bench.core.records import last_written, record_path, write_record
@@ -88,19 +89,21 @@ class StopFlag:
 
 
 def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_env: dict | None = None,
-            stop: StopFlag | None = None) -> Outcome:
+            stop: StopFlag | None = None, preload: bool = True) -> Outcome:
     """Start the worker process and wait; write the record ourselves when it died without one.
     `secret_env` reaches the worker as environment variables only (never a file, never a record).
-    `stop`, once set, cancels the run as Ctrl-C does (for a run waited on outside the main thread)."""
+    `stop`, once set, cancels the run as Ctrl-C does (for a run waited on outside the main thread).
+    `preload`: the worker may be forked from this process's preloaded server (bench/running/preloaded.py)."""
     out = record_path(results_dir, spec.run_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = last_written(out)  # an ok record stays; a failed attempt beside it is written apart
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.running.worker", "-", str(out)], stdin=subprocess.PIPE,
-                            env=worker_env(quiet, secret_env))
-    watch = MemoryWatch.start(proc.pid)
+    proc = watch = None
     interrupted: int | None = None  # the signal that stopped us
     try:
+        # a forked worker's start waits for the server's imports the first time: Ctrl-C may come here
+        proc = start_worker(spec, out, worker_env(quiet, secret_env), secret_env or {}, preload)
+        watch = MemoryWatch.start(proc.pid)
         try:
             proc.stdin.write((json.dumps(spec.to_dict()) + "\n").encode())
             proc.stdin.flush()  # kept open: its EOF tells the worker we are gone
@@ -109,19 +112,21 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
         code = _wait(proc, watch, stop=stop)
     except KeyboardInterrupt as exc:  # Ctrl-C (the worker got it too) or SIGTERM (it did not): let it record
         interrupted = getattr(exc, "signum", signal.SIGINT)
-        try:
-            proc.send_signal(interrupted)  # the worker acts on the first and ignores repeats
-        except ProcessLookupError:
-            pass
-        code = _wait(proc, watch, deadline=time.monotonic() + GRACE_S)
+        if proc is not None:
+            try:
+                proc.send_signal(interrupted)  # the worker acts on the first and ignores repeats
+            except ProcessLookupError:
+                pass
+            code = _wait(proc, watch, deadline=time.monotonic() + GRACE_S)
     finally:
-        if proc.poll() is None:  # an error of ours: never leave the worker behind
-            proc.kill()
-            proc.wait()
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
+        if proc is not None:
+            if proc.poll() is None:  # an error of ours: never leave the worker behind
+                proc.kill()
+                proc.wait()
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
     rec = last_written(out)
     fresh = rec is not None and rec != previous and rec.run_id == spec.run_id
     if not fresh:
@@ -146,7 +151,21 @@ def run_one(spec: RunSpec, results_dir: str | Path, quiet: bool = False, secret_
     return outcome
 
 
-def _wait(proc: subprocess.Popen, watch: MemoryWatch, deadline: float | None = None,
+def start_worker(spec: RunSpec, out: Path, env: dict, secret_env: dict, preload: bool):
+    """The worker: forked from the preloaded server where this process expects several runs that
+    suit it, else a fresh `python -m bench.running.worker`. Either has .pid, .stdin, wait, poll,
+    send_signal and kill."""
+    if preload and preloaded.wanted(spec):
+        try:
+            return preloaded.SERVER.spawn(str(out), env, secret_keys=set(secret_env))
+        except OSError as exc:  # a server that could not start or died: this run starts fresh
+            print(f"warning: the preloaded worker server failed ({exc}); starting this run's worker afresh",
+                  file=sys.stderr)
+    return subprocess.Popen([sys.executable, "-m", "bench.running.worker", "-", str(out)], stdin=subprocess.PIPE,
+                            env=env)
+
+
+def _wait(proc, watch: MemoryWatch, deadline: float | None = None,
           stop: StopFlag | None = None) -> int:
     """The worker's exit code, sampling its memory meanwhile; killed at `deadline`."""
     while True:

@@ -37,11 +37,21 @@ def execute(spec: RunSpec, quiet: bool = False, results_dir: str | None = None) 
     from bench.engine.context import RunContext
     from bench.engine.energy import EnergyMeter
     from bench.engine.models import resolve_model
-    from bench.engine.trackers import Tracker, cpu_threads
+    from bench.engine.trackers import Tracker, cpu_threads, reset_peak_rss
     from strategies import get_strategy
 
     torch.set_num_threads(cpu_threads())
     quiet_library_noise()
+    load_plugins()  # $FTBENCH_PLUGINS: strategies and datasets registered from outside
+    strategy = get_strategy(spec.strategy)
+    if not strategy.uses_bitsandbytes:
+        from bench.engine.four_bit import hide_bitsandbytes
+
+        hide_bitsandbytes()
+    if strategy.uses_model:  # as a forked worker has them: no run's clock counts these imports
+        from bench.running.shared_imports import import_shared
+
+        import_shared()
     if quiet:  # -q: transformers' own bars (weight loading) go too
         from transformers.utils import logging as hf_logging
 
@@ -54,14 +64,9 @@ def execute(spec: RunSpec, quiet: bool = False, results_dir: str | None = None) 
         from bench.running.study_storage import epoch_reporter
 
         on_epoch = epoch_reporter(spec.study, spec.params.get("epochs"))
+    reset_peak_rss()  # the run's peak memory and its clock start together
     tracker = Tracker(on_epoch=on_epoch, quiet=quiet)
     _RUN["tracker"] = tracker
-    load_plugins()  # $FTBENCH_PLUGINS: strategies and datasets registered from outside
-    strategy = get_strategy(spec.strategy)
-    if not strategy.uses_bitsandbytes:
-        from bench.engine.four_bit import hide_bitsandbytes
-
-        hide_bitsandbytes()
     params = strategy.Params(**spec.params)
     with tracker.phase("prepare"):
         data = prepare_data(spec)
@@ -70,6 +75,7 @@ def execute(spec: RunSpec, quiet: bool = False, results_dir: str | None = None) 
     result = strategy.run(ctx, params)
     energy = meter.stop()
     rec = run_record(spec, strategy, ctx, result, started, energy)
+    rec.env["worker_start"] = os.environ.get("FTBENCH_WORKER_START", "fresh")  # bench/running/preloaded.py
     rec.serving = serving_block(result.served, ctx, spec)
     if spec.save_models:  # after serving, so the model card can say what it costs to serve
         keep_model(rec, result.served, results_dir or ".")

@@ -42,8 +42,7 @@ def start(*args: str, extra_env: dict | None = None) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def workers_of(pid: int) -> list[int]:
-    """The bench.running.worker children of `pid` (from /proc)."""
+def _children(pid: int) -> list[tuple[int, list[bytes]]]:
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -53,10 +52,26 @@ def workers_of(pid: int) -> list[int]:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"bench.running.worker" in cmd:
-            out.append(int(entry.name))
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append((int(entry.name), cmd))
     return out
+
+
+def workers_of(pid: int) -> list[int]:
+    """The workers of bench process `pid` (from /proc): its bench.running.worker children, and the
+    children of its preloaded server (bench/running/preloaded.py), which are forks of the server."""
+    out = []
+    for child, cmd in _children(pid):
+        if b"bench.running.worker" in cmd:
+            out.append(child)
+        elif b"bench.running.preloaded" in cmd:
+            out.extend(grandchild for grandchild, _ in _children(child))
+    return out
+
+
+def server_of(pid: int) -> int | None:
+    """The preloaded server of bench process `pid`, if it started one."""
+    return next((child for child, cmd in _children(pid) if b"bench.running.preloaded" in cmd), None)
 
 
 def alive(pid: int) -> bool:

@@ -22,6 +22,7 @@ from tests.faults.faultkit import (
     bench,
     clean_failure,
     records,
+    server_of,
     start,
     statuses,
     wait_for,
@@ -39,14 +40,23 @@ def assert_intact(folder: Path, before: dict) -> None:
         assert (folder / name).read_bytes() == content, f"{name} changed"
 
 
-def test_kill_9_of_the_parent_takes_its_worker_down_and_a_rerun_takes_the_run_over(tmp_path, copy_finished):
+# a fresh worker, and one forked from the preloaded server (bench/running/preloaded.py)
+WORKER_KINDS = pytest.mark.parametrize("preload", ["off", "always"])
+
+
+@WORKER_KINDS
+def test_kill_9_of_the_parent_takes_its_worker_down_and_a_rerun_takes_the_run_over(tmp_path, copy_finished, preload):
     folder, before = copy_finished(tmp_path / "results")
     specs_before = spec_files()
-    proc = start("run", *ENDLESS, "--results-dir", str(folder), "--no-report")
+    proc = start("run", *ENDLESS, "--results-dir", str(folder), "--no-report", extra_env={"FTBENCH_PRELOAD": preload})
     worker = wait_training(proc)
+    server = server_of(proc.pid)
+    assert (server is not None) == (preload == "always")
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     wait_for(lambda: not alive(worker), 10, what="the orphaned worker to die")
+    if server is not None:
+        wait_for(lambda: not alive(server), 10, what="the orphaned preloaded server to exit")
     assert spec_files() <= specs_before  # no spec file left in /tmp (none is written at all)
     assert_intact(folder, before)
     # at once a rerun runs it (the dead parent's claim went with it), and SIGTERM cancels it cleanly
@@ -63,9 +73,10 @@ def test_kill_9_of_the_parent_takes_its_worker_down_and_a_rerun_takes_the_run_ov
     assert_intact(folder, before)
 
 
-def test_sigint_to_the_parent_alone_cancels_the_run_and_exits_130(tmp_path):
+@WORKER_KINDS
+def test_sigint_to_the_parent_alone_cancels_the_run_and_exits_130(tmp_path, preload):
     folder = tmp_path / "results"
-    proc = start("run", *ENDLESS, "--results-dir", str(folder), "--no-report")
+    proc = start("run", *ENDLESS, "--results-dir", str(folder), "--no-report", extra_env={"FTBENCH_PRELOAD": preload})
     worker = wait_training(proc)
     proc.send_signal(signal.SIGINT)  # the parent only, not its process group: it must pass it on
     _, err = proc.communicate(timeout=90)

@@ -16,6 +16,7 @@ from bench.commands.tune.output import print_summary
 from bench.commands.tune.study import OBJECTIVES, open_study, parse_objectives
 from bench.commands.tune.trials import Search, TrialResult, run_trial
 from bench.core.errors import BenchError
+from bench.running import preloaded
 from bench.running.config import Experiment, RunSpec
 from bench.running.launchers import make_launcher
 from bench.running.study_storage import default_storage, make_pruner, open_storage, shown
@@ -134,6 +135,7 @@ def _loop(search: Search, args) -> int:
 def run_loops(search: Search, budget, results: list[TrialResult]) -> None:
     """Trials while `budget.take()` says so (a Budget, or any object with take and close): one loop
     in this thread, or `search.workers` of them at once."""
+    preloaded.expect(2)  # trial after trial: their workers share one server's imports
     if search.workers == 1:
         trial_loop(search, budget, results)
     else:

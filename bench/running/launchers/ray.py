@@ -48,7 +48,7 @@ def execute_on_node(spec_dict: dict, quiet: bool, secret_env: dict) -> dict:
     try:
         with tempfile.TemporaryDirectory(prefix="ftbench-ray-") as tmp:
             try:
-                outcome = run_one(spec, tmp, quiet=quiet, secret_env=secret_env)
+                outcome = run_one(spec, tmp, quiet=quiet, secret_env=secret_env, preload=False)  # one run per task: nothing to share
             except Stopped as stop:  # ray.cancel: the worker recorded the run cancelled
                 outcome = stop.outcome
     finally:
