@@ -102,11 +102,14 @@ def trial_id_of(storage, study_name: str, number: int) -> int:
 
 def epoch_reporter(study_info: dict, epochs: int | None = None) -> Callable[[dict], None] | None:
     """In the worker: report each epoch's validation balanced accuracy to this run's trial (the same
-    storage, study and trial number the parent asked for) and raise Pruned when the pruner says so --
-    except at the last of `epochs`: pruning there would save no work and only throw a finished
+    storage, study and trial number the parent asked for) and raise Pruned when the pruner says so,
+    or when the trial has run past `time_left_s` (a comparison's time budget: what the study had left
+    when the trial started), so a slow strategy overshoots its budget by one epoch, not a whole trial --
+    never at the last of `epochs`: stopping there would save no work and only throw a finished
     trial's value away. Optuna's public API only: the storage records the value, the pruner judges
     the stored trial (what `Trial.report` and `Trial.should_prune` do inside optimize())."""
-    if study_info.get("pruner", "none") == "none":
+    time_left = study_info.get("time_left_s")
+    if study_info.get("pruner", "none") == "none" and time_left is None:
         return None
     import optuna
 
@@ -115,19 +118,25 @@ def epoch_reporter(study_info: dict, epochs: int | None = None) -> Callable[[dic
     if not url:
         raise BenchError(f"a tuning trial's worker needs the Optuna storage URL in ${STORAGE_ENV}")
     storage = open_storage(url)
-    pruner = make_pruner(study_info["pruner"])
+    pruner = make_pruner(study_info.get("pruner", "none"))
     study = optuna.load_study(study_name=study_info["name"], storage=storage,
                               sampler=optuna.samplers.RandomSampler(),  # never samples here
                               pruner=pruner)
     trial_id = trial_id_of(storage, study_info["name"], int(study_info["trial"]))
+    started = time.perf_counter()  # with the run's own clock: the budget counts the run's time
 
     def on_epoch(entry: dict) -> None:
         value = entry.get("val_balanced_accuracy")
-        if value is None:  # no validation figures this epoch: nothing to judge
-            return
         epoch = int(entry["epoch"])
-        storage.set_trial_intermediate_value(trial_id, epoch, float(value))
-        if (epochs is None or epoch < int(epochs)) and pruner.prune(study, storage.get_trial(trial_id)):
+        if value is not None:
+            storage.set_trial_intermediate_value(trial_id, epoch, float(value))
+        if epochs is not None and epoch >= int(epochs):
+            return
+        spent = time.perf_counter() - started
+        if time_left is not None and spent >= float(time_left):
+            raise Pruned(f"stopped after epoch {epoch}: {spent:.0f} s run, and its study's time budget had "
+                         f"{float(time_left):.0f} s left when this trial started")
+        if value is not None and pruner.prune(study, storage.get_trial(trial_id)):
             raise Pruned(f"pruned at epoch {epoch}: validation balanced accuracy {float(value):.3f} "
                          "is below the median of earlier trials at that epoch")
 

@@ -4,7 +4,10 @@ storage continues where the study stands instead of starting the budget over.
 
 - A trial starts while what the study has used, plus what its running trials will use, is under the
   budget: with trials:N the running trials count one each; with time:DURATION each counts the mean
-  time of the study's finished trials (nothing before the first has finished).
+  time of the study's finished trials (nothing before the first has finished). With time:DURATION
+  the trial is told the seconds left as it starts (`time_left`), and its worker stops it at the end
+  of an epoch past them (recorded pruned, its time counted): a slow strategy's last trial overshoots
+  by one epoch, not by all of its epochs.
 - A trial running in another process holds its slot. When only such trials stand between the study
   and its budget, the loop waits for them: for their end, or, for one left by a killed process, for
   Optuna to fail it as stale (no heartbeat for study_storage.GRACE_S), which gives its slot back.
@@ -59,6 +62,7 @@ class StudyBudget:
         self.closed = False
         self.stopped_why: str | None = None
         self._lock = threading.Lock()
+        self._left = threading.local()  # per trial loop: the seconds left as its trial was taken
 
     def take(self) -> bool:
         waited_since = None
@@ -84,6 +88,12 @@ class StudyBudget:
         with self._lock:
             self.closed = True
 
+    def time_left(self) -> float | None:
+        """With time:DURATION, the seconds the trial this loop last took may run before its worker
+        stops it at an epoch's end (the budget less what the study used and our other running
+        trials will use); None with trials:N."""
+        return getattr(self._left, "seconds", None)
+
     def _verdict(self, ignore_elsewhere: bool) -> str:
         """"start" a trial, "done" (the budget is used, or will be by our own running trials), or
         "wait" for trials running in another process."""
@@ -108,6 +118,8 @@ class StudyBudget:
             return "done"
         if ours + elsewhere * each >= self.budget.amount:
             return "wait"
+        if self.budget.kind == "time":
+            self._left.seconds = self.budget.amount - ours - elsewhere * each
         return "start"
 
     def _without_result(self, finished) -> bool:

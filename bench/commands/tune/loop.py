@@ -110,8 +110,9 @@ class Budget:
 
 
 def trial_loop(search: Search, budget, results: list[TrialResult], worker: int = 0, stop=None) -> None:
+    time_left = getattr(budget, "time_left", lambda: None)  # a comparison's time budget has one
     while not (stop is not None and stop.is_set()) and budget.take():
-        run_trial(search, results, worker, stop)
+        run_trial(search, results, worker, stop, time_left=time_left())
 
 
 def _loop(search: Search, args) -> int:

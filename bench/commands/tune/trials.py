@@ -69,14 +69,18 @@ def ask_trial(search: Search):
         return search.study.ask()
 
 
-def trial_spec(search: Search, trial, space: dict) -> RunSpec:
-    """The trial's run: the space over the experiment's params, scored on the validation split."""
+def trial_spec(search: Search, trial, space: dict, time_left: float | None = None) -> RunSpec:
+    """The trial's run: the space over the experiment's params, scored on the validation split;
+    `time_left`: the seconds of its study's time budget left as it starts (its worker stops it at an
+    epoch's end past them: study_storage.epoch_reporter)."""
     params = validate_params(search.strategy, {**search.base.params, **space})
     search.strategy.check(search.strategy.Params(**params), search.model)
     # no storage URL here: the spec goes into the record, and the URL may hold a password (the
     # launcher hands it to the worker in its environment instead); the worker finds the trial by number
     study_info = {"name": search.study.study_name, "trial": trial.number, "objective": PRIMARY,
                   "objectives": search.objectives, "pruner": search.pruner}
+    if time_left is not None:
+        study_info["time_left_s"] = round(max(0.0, time_left), 1)
     return dataclasses.replace(search.base, params=params, eval_split="val", study=study_info)
 
 
@@ -116,7 +120,8 @@ def heartbeat(storage, trial_id: int):
         thread.join()
 
 
-def run_trial(search: Search, results: list[TrialResult], worker: int = 0, stop=None) -> None:
+def run_trial(search: Search, results: list[TrialResult], worker: int = 0, stop=None,
+              time_left: float | None = None) -> None:
     """Ask, run one recorded run, tell; the result goes to `results`. Ctrl-C (or `stop` set by the
     main thread): the trial is told FAIL and listed, then errors.Stopped goes on up."""
     from optuna.trial import TrialState
@@ -127,7 +132,7 @@ def run_trial(search: Search, results: list[TrialResult], worker: int = 0, stop=
     try:
         space = search.strategy.search_space(trial)
         _note_overridden(search, space)
-        spec = trial_spec(search, trial, space)
+        spec = trial_spec(search, trial, space, time_left)
     except BenchError as exc:  # a sampled combination the strategy refuses: this trial fails, the study goes on
         trial.set_user_attr("record_status", "refused")
         search.study.tell(trial, state=TrialState.FAIL)

@@ -108,6 +108,7 @@ def test_the_whole_protocol_with_a_fake_runner(tmp_path, tiny_bert, monkeypatch,
         assert spec.comparison == {"name": name, "budget": "trials:3", "role": "trial", "variant": None,
                                    "prefer": "train-time", "study": f"{name}-{spec.strategy}", "holdout_seeds": [0, 1]}
         assert spec.holdout_seeds == [0, 1] and spec.study["name"] == f"{name}-{spec.strategy}"
+        assert "time_left_s" not in spec.study  # a trials budget never stops a trial early
     studies = studies_of(results)
     assert sorted(studies) == [f"{name}-feature-extract", f"{name}-full-ft"]
     for strategy in ("feature-extract", "full-ft"):
@@ -139,6 +140,15 @@ def test_the_whole_protocol_with_a_fake_runner(tmp_path, tiny_bert, monkeypatch,
     assert cli.main(compare_args(results, tiny_bert, "--budget", "trials:4", "--seeds", "0,1")) == 0
     added = runner.calls[before:]
     assert sorted((s.strategy, s.study["trial"]) for s in added if s.study) == [("feature-extract", 3), ("full-ft", 3)]
+
+
+def test_a_time_budget_comparison_tells_each_trial_the_seconds_its_study_has_left(tmp_path, tiny_bert, monkeypatch):
+    runner = FakeRunner()  # each trial's record spends its 4 s
+    monkeypatch.setattr("bench.running.runner.run_one", runner)
+    assert cli.main(compare_args(tmp_path / "results", tiny_bert, "--budget", "time:10s", "--seeds", "0")) == 0
+    for strategy in ("feature-extract", "full-ft"):
+        lefts = [s.study["time_left_s"] for s in runner.calls if s.eval_split == "val" and s.strategy == strategy]
+        assert lefts == [10.0, 6.0, 2.0]
 
 
 def trials_of(specs, strategy):
@@ -227,6 +237,32 @@ def test_a_time_budget_counts_running_trials_at_the_mean_trial_time():
     assert not budget.take()  # 30 s and two running: 60 s, past the budget
     results.append("the first finished")  # (and told nothing: the study still says 30 s)
     assert budget.take()
+
+
+def test_a_time_budget_tells_each_trial_the_seconds_left_as_it_starts():
+    study = study_with((TrialState.COMPLETE, "ok", 10.0), (TrialState.COMPLETE, "ok", 20.0))
+    budget = StudyBudget(study, Budget("time", 50.0), [])
+    assert budget.take() and budget.time_left() == 20.0  # 30 s used
+    assert budget.take() and budget.time_left() == 5.0  # and one of ours running at the mean 15 s
+    counted = StudyBudget(study, Budget("trials", 6), [])
+    assert counted.take() and counted.time_left() is None
+
+
+def test_a_trial_past_its_studys_time_left_stops_at_an_epochs_end_but_never_at_its_last(tmp_path):
+    from bench.core.errors import Pruned
+    from bench.running.study_storage import epoch_reporter
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+    trial = study.ask()
+    info = {"name": "s", "trial": trial.number, "pruner": "none", "storage": url}
+    assert epoch_reporter(info, 3) is None  # no pruner and no time budget: nothing to report
+    on_epoch = epoch_reporter({**info, "time_left_s": 0.0}, 3)
+    on_epoch({"epoch": 3, "val_balanced_accuracy": 0.5})  # the last epoch: the work is done, keep it
+    with pytest.raises(Pruned, match="stopped after epoch 1.*time budget"):
+        on_epoch({"epoch": 1, "val_balanced_accuracy": 0.4})
+    assert optuna.load_study(study_name="s", storage=url).trials[0].intermediate_values == {1: 0.4, 3: 0.5}
+    epoch_reporter({**info, "time_left_s": 3600.0}, 3)({"epoch": 1, "val_balanced_accuracy": 0.4})  # time to go on
 
 
 def test_trials_told_before_the_budget_attributes_count_by_state_and_wall_time():
