@@ -87,8 +87,9 @@ class ForkedWorker:
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
-            ready, _, _ = select.select([self._status], [], [], timeout)
-            if not ready:
+            poller = select.poll()  # not select(): a busy parent's descriptors may pass FD_SETSIZE
+            poller.register(self._status, select.POLLIN)
+            if not poller.poll(None if timeout is None else max(0, int(timeout * 1000))):
                 raise subprocess.TimeoutExpired("bench.running.worker", timeout)
             data = os.read(self._status, 64)
             os.close(self._status)
@@ -119,6 +120,7 @@ class Server:
         self._proc: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._env: dict | None = None
+        self._asked = 0  # requests sent: a reply names its request, so one left unread by Ctrl-C is skipped
 
     def spawn(self, record_path: str, env: dict, secret_keys=()) -> ForkedWorker:
         """Fork a worker for `record_path` with `env` (the environment a fresh worker would get);
@@ -128,16 +130,24 @@ class Server:
         try:
             with self._lock:
                 self._ensure({k: v for k, v in env.items() if k not in PER_RUN_ENV and k not in secret_keys})
-                message = json.dumps({"record": record_path, "env": env, "cwd": os.getcwd()}).encode()
+                self._asked += 1
+                message = json.dumps({"id": self._asked, "record": record_path, "env": env,
+                                      "cwd": os.getcwd()}).encode()
+                pid = None
                 try:
                     socket.send_fds(self._sock, [message], [stdin_r, 1, 2, status_w])
-                    reply = self._sock.recv(MAX_MESSAGE)  # after the server's imports, on the first run
+                    while pid is None:
+                        reply = self._sock.recv(MAX_MESSAGE)  # after the server's imports, on the first run
+                        if not reply:
+                            break
+                        answer = json.loads(reply)
+                        if answer["id"] == self._asked:
+                            pid = answer["pid"]
                 except OSError:
-                    reply = b""
-                if not reply:
+                    pass
+                if pid is None:
                     self._stop()
                     raise OSError("the preloaded worker server exited")
-                pid = json.loads(reply)["pid"]
         except BaseException:
             for fd in (stdin_w, status_r):
                 os.close(fd)
@@ -217,7 +227,7 @@ def serve(sock: socket.socket) -> None:
         children[pid] = fds[3]
         for fd in fds[:3]:
             os.close(fd)
-        sock.send(json.dumps({"pid": pid}).encode())
+        sock.send(json.dumps({"id": request["id"], "pid": pid}).encode())
 
 
 def _reap(children: dict[int, int]) -> None:
@@ -229,9 +239,13 @@ def _reap(children: dict[int, int]) -> None:
         if pid == 0:
             return
         fd = children.pop(pid, None)
-        if fd is not None:
+        if fd is None:
+            continue
+        try:
             os.write(fd, f"{os.waitstatus_to_exitcode(status)}\n".encode())
-            os.close(fd)
+        except OSError:  # its parent stopped waiting for it (Ctrl-C while it was being forked)
+            pass
+        os.close(fd)
 
 
 def _child(request: dict, fds: list[int], sigint) -> None:

@@ -57,6 +57,32 @@ def test_a_killed_fork_reports_sigkill_and_one_whose_parent_pipe_closes_exits(se
     assert proc.wait(timeout=30) == 1 and not out.exists()
 
 
+class InterruptedOnce:
+    """The server's socket, with Ctrl-C arriving in the first wait for the server's reply."""
+
+    def __init__(self, sock):
+        self.sock, self.interrupted = sock, False
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+    def recv(self, size):
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        return self.sock.recv(size)
+
+
+def test_a_spawn_interrupted_before_its_reply_leaves_the_next_one_its_own_worker(server, tmp_path):
+    spawn(server, tmp_path / "warm")[0].wait(timeout=300)  # the server is up
+    server._sock = InterruptedOnce(server._sock)
+    with pytest.raises(KeyboardInterrupt):
+        spawn(server, tmp_path / "a")
+    proc, out = spawn(server, tmp_path / "b")  # its reply comes after the unread one
+    assert proc.wait(timeout=300) == 0 and read_record(out).status == "ok"
+    server._sock = server._sock.sock
+
+
 def test_the_server_holds_no_secret_and_restarts_when_the_environment_changes(server, tmp_path, monkeypatch):
     url = "postgresql://user:s3cret-pw@localhost/studies"
     proc, _ = spawn(server, tmp_path / "a", extra_env={"FTBENCH_OPTUNA_STORAGE": url})
