@@ -39,7 +39,7 @@ MAX_MESSAGE = 1 << 20
 
 # --- the parent's side ------------------------------------------------------------------------------
 
-_expected = 0  # runs this process still expects to start that a preloaded worker can take
+_expected = 0  # the most runs that suit a preloaded worker this process has said it will start
 
 
 def expect(count: int) -> None:
