@@ -55,6 +55,13 @@ class EnergyMeter:
         self.reason: str | None = None
         self.startup_s: float | None = None
 
+    @classmethod
+    def skipped(cls, why: str) -> "EnergyMeter":
+        """A meter that measures nothing: the record's energy is null and says `why`."""
+        meter = cls()
+        meter.reason = f"not measured: {why}"
+        return meter
+
     def start(self) -> "EnergyMeter":
         if os.environ.get("FTBENCH_ENERGY", "").strip().lower() in ("off", "0", "no", "false"):
             self.reason = "not measured: turned off (FTBENCH_ENERGY=off)"

@@ -35,6 +35,9 @@ PRELOAD_ENV = "FTBENCH_PRELOAD"
 GPU_NODES = ("/dev/nvidiactl", "/dev/kfd")  # an NVIDIA or AMD driver: runs may initialise CUDA / ROCm
 PER_RUN_ENV = ("FTBENCH_QUIET", "FTBENCH_PARENT_PID")  # what differs between the runs of one bench process
 MAX_MESSAGE = 1 << 20
+# imported before the run's clock starts in either kind of worker (the energy meter's start, a trial's
+# storage), so only the server needs them: a fresh worker that does not use them never pays for them
+SERVER_ONLY = ("codecarbon", "optuna", "bench.running.study_storage")
 
 
 # --- the parent's side ------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ def preload() -> None:
 
     hide_bitsandbytes()  # the runs forked from here are those that never quantize
     quiet_library_noise()
-    import_shared()
+    import_shared(SERVER_ONLY)
 
 
 def serve(sock: socket.socket) -> None:

@@ -9,7 +9,7 @@ SHARED_MODULES = ("torch", "transformers", "peft", "sklearn.linear_model", "skle
            "strategies")
 
 
-def import_shared() -> None:
+def import_shared(extra: tuple[str, ...] = ()) -> None:
     """Import what every model run uses, as the server does before it forks: a fresh worker calls it
     too, so no run's clock counts these imports in either kind of worker. A module that will not
     import is left to the worker that needs it (its own import then says why)."""
@@ -18,7 +18,7 @@ def import_shared() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a library's import-time notice would reach no run's log
-        for name in SHARED_MODULES:
+        for name in SHARED_MODULES + extra:
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001

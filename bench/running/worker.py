@@ -56,8 +56,10 @@ def execute(spec: RunSpec, quiet: bool = False, results_dir: str | None = None) 
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    # codecarbon's start (1-2 s of hardware probes) comes before the run's own clock starts
-    meter = EnergyMeter().start()
+    # codecarbon's start (1-2 s of hardware probes) comes before the run's own clock starts; a tuning
+    # trial skips it, as it skips serving: its test runs are measured, and a study runs dozens of trials
+    meter = (EnergyMeter().start() if spec.eval_split == "test"
+             else EnergyMeter.skipped("a tuning trial (scored on validation); its test runs are measured"))
     started = now()
     on_epoch = None
     if spec.study:

@@ -22,6 +22,9 @@ def test_compare_feature_extract_and_bitfit(tmp_path):
     tests = {(r.strategy, r.comparison.variant): r for r in records if r.comparison.role == "test"}
     assert len(trials) == 4 and len(tests) == 4 and all(r.status == "ok" for r in tests.values())
     assert all(r.eval_split == "val" and r.dataset.n_test == 0 for r in trials)
+    # a trial measures neither serving nor energy (its test runs do) and is forked from the preloaded server
+    assert all(r.cost.energy_kwh is None and "tuning trial" in r.cost.energy_basis for r in trials)
+    assert all(r.env["worker_start"] == "forked" for r in records)
     # the real pretrained encoder: its defaults separate BBC topics; tuning picks the best validation trial
     assert tests[("feature-extract", "default")].metrics.accuracy >= 0.8
     assert all(r.comparison.budget == "trials:2" and r.comparison.prefer == "train-time" for r in records)
