@@ -16,9 +16,10 @@ Its own output stays out of ours: its logger at ERROR, no CSV or other output (`
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
+
+from bench.core.switches import turned_off
 
 MEASURED_CPU_MODES = {"intel_rapl": "RAPL", "windows_emi": "Windows EMI", "intel_power_gadget": "Intel Power Gadget",
                       "apple_powermetrics": "powermetrics"}
@@ -63,7 +64,7 @@ class EnergyMeter:
         return meter
 
     def start(self) -> "EnergyMeter":
-        if os.environ.get("FTBENCH_ENERGY", "").strip().lower() in ("off", "0", "no", "false"):
+        if turned_off("FTBENCH_ENERGY"):
             self.reason = "not measured: turned off (FTBENCH_ENERGY=off)"
             return self
         t = time.perf_counter()

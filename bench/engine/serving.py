@@ -19,7 +19,6 @@ FTBENCH_SERVING=off skips it (the record says so), for runs where its seconds ma
 from __future__ import annotations
 
 import itertools
-import os
 import tempfile
 import threading
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.params import param
+from bench.core.switches import turned_off
+from bench.engine.trackers import reset_peak_rss
 
 LATENCY_TEXTS = 50  # single-text calls timed (the issue asks for at least 50)
 WARMUP = 3  # untimed single-text calls first: lazy initialization, caches, allocator
@@ -70,9 +71,7 @@ class _PeakRss:
     def __enter__(self) -> "_PeakRss":
         self.before_kb = _status_kb("VmRSS")
         self.basis, self._stop, self._sampled = "VmHWM reset at the start (clear_refs)", threading.Event(), 0.0
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
+        if not reset_peak_rss():
             self.basis = "VmRSS sampled every 5 ms"
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -168,7 +167,7 @@ def measure(served: Any, texts: list[str], serve_batch: int = SERVE_BATCH, devic
     """The record's `serving` block (bench/core/record.Serving) for `served` (None: not measured)."""
     if served is None:
         return {"measured": False, "reason": NOT_SERVED}
-    if os.environ.get("FTBENCH_SERVING", "").strip().lower() in ("off", "0", "no", "false"):
+    if turned_off("FTBENCH_SERVING"):
         return {"measured": False, "reason": "not measured: turned off (FTBENCH_SERVING=off)"}
     if not texts:
         return {"measured": False, "reason": "not measured: the evaluated split has no texts"}

@@ -31,6 +31,8 @@ import sys
 import threading
 from pathlib import Path
 
+from bench.core.switches import switch
+
 PRELOAD_ENV = "FTBENCH_PRELOAD"
 GPU_NODES = ("/dev/nvidiactl", "/dev/kfd")  # an NVIDIA or AMD driver: runs may initialise CUDA / ROCm
 PER_RUN_ENV = ("FTBENCH_QUIET", "FTBENCH_PARENT_PID")  # what differs between the runs of one bench process
@@ -55,8 +57,8 @@ def expect(count: int) -> None:
 def mode() -> str:
     """$FTBENCH_PRELOAD: on (the default: where several runs suit), off, or always (even one run:
     the tests of the forked path, and timing it)."""
-    value = os.environ.get(PRELOAD_ENV, "on").lower()
-    return "off" if value in ("off", "0", "no", "false") else "always" if value == "always" else "on"
+    value = switch(PRELOAD_ENV)
+    return value if value in ("off", "always") else "on"
 
 
 def suits(spec) -> bool:
@@ -116,7 +118,9 @@ class ForkedWorker:
 
 class Server:
     """The parent's handle on its fork server: started on first use, again when the environment it
-    was started with has changed (libraries read some of it on import), shut down at exit."""
+    was started with has changed (libraries read some of it on import; the old server's running
+    workers go with it, which only in-process callers that change os.environ between runs meet),
+    shut down at exit."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
